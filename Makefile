@@ -1,0 +1,36 @@
+# Each target sets itself up on a fresh machine: `.venv` is created and the project installed
+# (editable, with the dev extra) the first time, and again whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.venv: $(STAMP)
+venv: $(STAMP)
+
+demo: .venv
+	$(BIN)/python scripts/train_then_diagnose.py --out runs/demo
+
+lint: .venv
+	$(BIN)/ruff check .
+
+test: .venv lint
+	$(BIN)/python -m pytest -q
+
+test-all: .venv
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: .venv
+	$(BIN)/python benchmarks/step_overhead.py
+	$(BIN)/python benchmarks/probes.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,67 @@
+"""Builds the pieces of a run from its ``Config``: datasets, views, backbone and method."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import get_dataset
+from .data.augment import SimCLRAugment
+from .methods import Method, get_method
+from .models import build_backbone
+from .train.config import Config
+
+#: datasets generated from an SCM: they have `probe` / `test` environments, masks and latents
+EMBEDDED_DATASETS = ("shapes", "digits")
+
+
+def load_split(config: Config, split: str):
+    """One split of the configured dataset (``train``, ``probe`` or ``test``)."""
+    options: dict[str, Any] = dict(config.data.options)
+    if config.data.image_size is not None:
+        options.setdefault("image_size", config.data.image_size)
+    if config.data.name in EMBEDDED_DATASETS:
+        options.setdefault("seed", config.train.seed)
+    try:
+        return get_dataset(config.data.name, split=split, root=config.data.root, **options)
+    except TypeError as exc:  # an option the dataset does not take
+        raise ValueError(f"data.options: {exc}") from exc
+
+
+def build_augment(config: Config, image_size: int) -> SimCLRAugment:
+    a = config.augment
+    return SimCLRAugment(image_size, scale=tuple(a.scale), flip_p=a.flip_p, jitter=tuple(a.jitter),
+                         jitter_p=a.jitter_p, grayscale_p=a.grayscale_p, blur_p=a.blur_p)
+
+
+def build_encoder(config: Config, seed: int | None = None) -> nn.Module:
+    """The configured backbone, randomly initialised (seeded when ``seed`` is given)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    m = config.model
+    return build_backbone(m.backbone, cifar_stem=m.cifar_stem, channels_last=m.channels_last)
+
+
+def method_options(config: Config) -> dict[str, Any]:
+    """The method's keyword arguments from ``config.method``, checked against its constructor."""
+    cls = get_method(config.method.get("name", "simclr"))
+    options = {k: v for k, v in config.method.items() if k != "name"}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backbone")]
+    unknown = [k for k in options if k not in accepted]
+    for key in unknown:
+        close = difflib.get_close_matches(key, accepted, n=1)
+        hint = f"; did you mean 'method.{close[0]}'?" if close else ""
+        raise ValueError(f"config key 'method.{key}' does not exist for method {cls.name!r}{hint} "
+                         f"(valid: {', '.join('method.' + a for a in accepted)})")
+    return options
+
+
+def build_method(config: Config) -> Method:
+    torch.manual_seed(config.train.seed)
+    cls = get_method(config.method.get("name", "simclr"))
+    options = method_options(config)
+    return cls(build_encoder(config), **options)

@@ -1,0 +1,188 @@
+"""The training loop: batches, views, loss, optimiser, schedule, logging, checkpoints, resume.
+
+Randomness is derived from (seed, step) rather than carried along: the batch order of each epoch
+comes from a generator seeded with (seed, epoch) and each step's augmentation from one seeded with
+(seed, step). A resumed run therefore replays exactly the batches and views the uninterrupted run
+would have seen, and on CPU ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..methods.base import Method
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config
+from .log import CSVLog
+from .optim import build_optimizer
+from .schedule import WarmupCosine
+
+#: a view function maps (images (B,3,H,W) in [0,1], batch indices, generator) to a list of views
+ViewFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], list[torch.Tensor]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; carries the step, the loss terms and the last good checkpoint."""
+
+    def __init__(self, step: int, terms: dict[str, float], checkpoint: Path | None) -> None:
+        self.step, self.terms, self.checkpoint = step, terms, checkpoint
+        where = f"the last good checkpoint is {str(checkpoint)!r}" if checkpoint else "no checkpoint was written yet"
+        super().__init__(f"non-finite loss at step {step}: terms {terms}; training stopped, {where}")
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    total_steps: int
+    seconds: float
+    checkpoint: Path
+    log: Path
+    stopped_early: bool
+
+
+def _derived_seed(seed: int, salt: int, index: int) -> int:
+    return (seed * 1_000_003 + salt * 7_919 + index) % (2**63 - 1)
+
+
+class Trainer:
+    """Trains ``method`` on ``dataset`` (anything with ``__len__`` and ``get_batch(indices)``).
+
+    Args:
+        method: a ``causalcl.methods.Method``.
+        dataset: the training split.
+        view_fn: turns a batch into views (e.g. ``SimCLRAugment.views``).
+        config: the run configuration (``train``, ``optim`` sections are used).
+        out_dir: where ``train_log.csv`` and ``checkpoint.pt`` go.
+    """
+
+    def __init__(self, method: Method, dataset, view_fn: ViewFn, config: Config, out_dir: str | Path) -> None:
+        self.config = config
+        self.device = torch.device(config.train.device)
+        self.method = method.to(self.device)
+        self.dataset = dataset
+        self.view_fn = view_fn
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        self.log_path = self.out_dir / "train_log.csv"
+        tc = config.train
+        if tc.batch_size < 2:
+            raise ValueError(f"train.batch_size: expected at least 2, got {tc.batch_size}")
+        n = len(dataset)
+        if n < tc.batch_size:
+            raise ValueError(f"train.batch_size: {tc.batch_size} is larger than the training set ({n} items)")
+        self.steps_per_epoch = n // tc.batch_size
+        self.total_steps = (
+            max(1, round(tc.epochs * self.steps_per_epoch)) if tc.epochs is not None else int(tc.steps)
+        )
+        if self.total_steps <= 0:
+            raise ValueError(f"train.steps: expected a positive number of steps, got {self.total_steps}")
+        self.optimizer = build_optimizer(self.method, config.optim)
+        self.scheduler = WarmupCosine(self.optimizer, self.total_steps, config.optim.warmup_steps)
+        self.step = 0
+        self._epoch_order: tuple[int, torch.Tensor] | None = None
+        self.channels_last = config.model.channels_last
+        amp_types = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if tc.amp not in amp_types:
+            raise ValueError(f"train.amp: expected one of {list(amp_types)}, got {tc.amp!r}")
+        self.amp_dtype = amp_types[tc.amp]
+        # fp16 needs loss scaling; bf16 and fp32 do not (a disabled scaler is a pass-through)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
+
+    # --- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step, "total_steps": self.total_steps,
+                "rng": rng, "config": self.config.to_dict(), "method": self.method.name}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def save(self) -> Path:
+        return save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    # --- data --------------------------------------------------------------------------------
+    def batch_indices(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            gen = torch.Generator().manual_seed(_derived_seed(self.config.train.seed, 1, epoch))
+            self._epoch_order = (epoch, torch.randperm(len(self.dataset), generator=gen))
+        b = self.config.train.batch_size
+        return self._epoch_order[1][position * b:(position + 1) * b]
+
+    def views_for_step(self, step: int) -> list[torch.Tensor]:
+        indices = self.batch_indices(step)
+        images, _ = self.dataset.get_batch(indices)
+        images = images.to(self.device, non_blocking=True)
+        gen = torch.Generator(device=self.device).manual_seed(_derived_seed(self.config.train.seed, 2, step))
+        views = self.view_fn(images, indices, gen)
+        if self.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return views
+
+    # --- loop ----------------------------------------------------------------------------------
+    def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
+        self.method.train()
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
+                    if self.amp_dtype is not None else contextlib.nullcontext())
+        with autocast:
+            out = self.method(views)
+        loss = out["loss"]
+        terms = {k: float(v.detach().float()) for k, v in out.items() if v.ndim == 0}
+        if not math.isfinite(terms["loss"]):
+            last = self.checkpoint_path if self.checkpoint_path.is_file() else None
+            raise NonFiniteLossError(self.step + 1, terms, last)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        self.method.on_step_end(self.step, self.total_steps)
+        return terms
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        tc = self.config.train
+        if resume:
+            if not self.checkpoint_path.is_file():
+                raise FileNotFoundError(f"--resume: no checkpoint at {str(self.checkpoint_path)!r}")
+            self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        log = CSVLog(self.log_path, resume_step=self.step if resume else None)
+        start, stopped_early = time.perf_counter(), False
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method.name}", unit="step",
+                   dynamic_ncols=True, disable=None)
+        while self.step < self.total_steps:
+            terms = self.train_step(self.views_for_step(self.step))
+            bar.update(1)
+            if self.step % tc.log_every == 0 or self.step == self.total_steps:
+                log.write({"step": self.step, **terms, "lr": self.scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{terms['loss']:.4f}")
+            if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                self.save()
+            if tc.time_limit_s is not None and time.perf_counter() - start > tc.time_limit_s:
+                stopped_early = self.step < self.total_steps
+                break
+        bar.close()
+        self.save()
+        return TrainResult(self.step, self.total_steps, time.perf_counter() - start, self.checkpoint_path,
+                           self.log_path, stopped_early)
