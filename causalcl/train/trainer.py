@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..losses import NonFiniteEmbeddingError
 from ..methods.base import Method
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
@@ -32,7 +33,7 @@ ViewFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], list[torch.Tens
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; carries the step, the loss terms and the last good checkpoint."""
 
-    def __init__(self, step: int, terms: dict[str, float], checkpoint: Path | None) -> None:
+    def __init__(self, step: int, terms: dict[str, object], checkpoint: Path | None) -> None:
         self.step, self.terms, self.checkpoint = step, terms, checkpoint
         where = f"the last good checkpoint is {str(checkpoint)!r}" if checkpoint else "no checkpoint was written yet"
         super().__init__(f"non-finite loss at step {step}: terms {terms}; training stopped, {where}")
@@ -142,12 +143,15 @@ class Trainer:
         self.method.train()
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
                     if self.amp_dtype is not None else contextlib.nullcontext())
-        with autocast:
-            out = self.method(views)
+        last = self.checkpoint_path if self.checkpoint_path.is_file() else None
+        try:
+            with autocast:
+                out = self.method(views)
+        except NonFiniteEmbeddingError as exc:  # the loss refused NaN/inf embeddings
+            raise NonFiniteLossError(self.step + 1, {"loss": float("nan"), "error": str(exc)}, last) from exc
         loss = out["loss"]
         terms = {k: float(v.detach().float()) for k, v in out.items() if v.ndim == 0}
         if not math.isfinite(terms["loss"]):
-            last = self.checkpoint_path if self.checkpoint_path.is_file() else None
             raise NonFiniteLossError(self.step + 1, terms, last)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
