@@ -24,7 +24,11 @@ except ImportError:  # pragma: no cover - older torch
 
 
 class NonFiniteEmbeddingError(ValueError):
-    """Embeddings given to a loss hold NaN or inf (a diverged run); the Trainer turns it into a stop."""
+    """Embeddings given to a loss hold NaN or inf, as after a diverged step.
+
+    A subclass of ``ValueError``; ``causalcl.train.Trainer`` catches it and stops training with the
+    step, the loss terms and the path of the last good checkpoint.
+    """
 
 
 def check_embeddings(z: object, name: str) -> None:
