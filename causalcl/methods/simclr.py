@@ -60,7 +60,8 @@ class SimCLR(Method):
             options.setdefault("temperature", temperature)
         unknown = [key for key in options if key not in accepted]
         if unknown:
-            raise ValueError(f"loss_options: {unknown} are not parameters of loss {loss!r}; valid: {list(accepted)[2:]}")
+            valid = list(accepted)[2:]
+            raise ValueError(f"loss_options: {unknown} are not parameters of loss {loss!r}; valid: {valid}")
         self.loss_options = options
         self.projector = MLPHead([self.feature_dim, *projector])
 
