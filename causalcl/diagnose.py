@@ -3,9 +3,10 @@
 Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`` (confounded),
 ``probe`` and ``test`` (unconfounded) splits;
 - ``linear``: a probe fit on ``probe`` and scored on ``test`` (content decodability) and the same
-  probe fit on the confounded ``train`` split (``confounded_fit_accuracy``); their difference is
-  the spurious gap. The same protocol runs on a randomly initialised encoder of the same
-  architecture and on raw pixels, so every number is read against those baselines.
+  probe fit on a probe-sized random subset of the confounded ``train`` split
+  (``confounded_fit_accuracy``); their difference is the spurious gap. The same protocol runs on a
+  randomly initialised encoder of the same architecture and on raw pixels, so every number is read
+  against those baselines.
 - ``knn``: weighted kNN, ``probe`` features as the bank, ``test`` as queries.
 - ``spectrum``: DirectCLR singular spectrum, RankMe and α-ReQ of the ``test`` features.
 - ``geometry``: alignment of two augmented views and uniformity of the ``test`` features.
@@ -28,6 +29,34 @@ from evaluations import geometry, spectrum  # noqa: E402
 from evaluations.report import Report  # noqa: E402
 
 DIAGNOSTICS = ("linear", "knn", "spectrum", "geometry")
+
+NOTES = {
+    "linear_probe": (
+        "Multinomial logistic regression on the frozen backbone features, scored on the unconfounded test "
+        "environment. 'accuracy': fit on the unconfounded probe split — how much content is linearly "
+        "decodable. 'confounded_fit_accuracy': the same probe fit on as many items of the confounded training "
+        "split, where the background predicts the class; 'spurious_gap' = accuracy − confounded_fit_accuracy. "
+        "A large gap means the features carry the background well enough for a probe to lean on it."),
+    "baselines": (
+        "The same linear protocol on a randomly initialised encoder of the same architecture and on raw "
+        "pixels. Read every number above against these: training helped only by what it adds to them."),
+    "knn": ("Weighted kNN (cosine, weights exp(s/T), InstDisc protocol): probe split as the bank, test split "
+            "as queries."),
+    "spectrum": (
+        "RankMe = effective rank of the raw test features (Garrido et al. 2023, ≤ feature dim); α-ReQ = decay of "
+        "the covariance eigenvalues λ_i ∝ i^−α (≈ 1 is healthy, larger = more collapsed, Agrawal et al. 2022)."),
+    "geometry": (
+        "Alignment = mean ‖f(x¹) − f(x²)‖² of two augmented views (lower = more invariant); uniformity = "
+        "log mean exp(−2‖f(x) − f(y)‖²) over test pairs (lower = more uniform), on L2-normalised backbone "
+        "features (Wang & Isola 2020)."),
+}
+
+HEADLINE = (
+    "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
+    "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
+    "baselines.raw_pixels.linear_probe.accuracy", "knn.accuracy", "spectrum.rankme", "spectrum.alpha",
+    "geometry.alignment", "geometry.uniformity",
+)
 
 
 def parse_diagnostics(text: str | list[str] | None) -> list[str]:
@@ -63,12 +92,23 @@ def _pixels(dataset: Any) -> evaluations.Features:
     return evaluations.Features(x=images, y=dataset.labels.clone(), extras={})
 
 
-def linear_protocol(feats: dict[str, Any], has_environments: bool) -> dict[str, float]:
-    """Probe fit on ``probe`` scored on ``test``; with environments also fit on ``train``."""
-    main = evaluations.linear_probe(feats["probe"].x, feats["probe"].y, feats["test"].x, feats["test"].y)
+def confounded_subset(n_train: int, n_probe: int, seed: int) -> torch.Tensor:
+    """Seeded indices of ``min(n_train, n_probe)`` training items: the confounded probe is fit on as
+    many samples as the unconfounded one, so the spurious gap measures the environment, not the
+    sample count."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_train, generator=gen)[:min(n_train, n_probe)].sort().values
+
+
+def linear_protocol(feats: dict[str, Any], has_environments: bool, seed: int = 0) -> dict[str, float]:
+    """Probe fit on ``probe`` scored on ``test``; with environments also fit on (a probe-sized subset of)
+    the confounded ``train`` split, and the difference of the two accuracies (the spurious gap)."""
+    probe, test = feats["probe"], feats["test"]
+    main = evaluations.linear_probe(probe.x, probe.y, test.x, test.y)
     out = {"accuracy": main.accuracy, "weight_decay": main.weight_decay}
     if has_environments:
-        conf = evaluations.linear_probe(feats["train"].x, feats["train"].y, feats["test"].x, feats["test"].y)
+        idx = confounded_subset(len(feats["train"].x), len(probe.x), seed)
+        conf = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx], test.x, test.y)
         out["confounded_fit_accuracy"] = conf.accuracy
         out["spurious_gap"] = main.accuracy - conf.accuracy
     return out
@@ -102,11 +142,11 @@ def diagnose(encoder: nn.Module, random_encoder: nn.Module, splits: Splits, augm
     rand_feats = _features(random_encoder, splits, batch_size, device) if "linear" in diagnostics else None
 
     if "linear" in diagnostics:
-        results["linear_probe"] = linear_protocol(feats, splits.has_environments)
+        results["linear_probe"] = linear_protocol(feats, splits.has_environments, seed)
         pixel_feats = {name: _pixels(getattr(splits, name)) for name in ("train", "probe", "test")}
         results["baselines"] = {
-            "random_encoder": {"linear_probe": linear_protocol(rand_feats, splits.has_environments)},
-            "raw_pixels": {"linear_probe": linear_protocol(pixel_feats, splits.has_environments)},
+            "random_encoder": {"linear_probe": linear_protocol(rand_feats, splits.has_environments, seed)},
+            "raw_pixels": {"linear_probe": linear_protocol(pixel_feats, splits.has_environments, seed)},
         }
         report.add_plot("linear_probe", _probe_bars(results), caption=(
             "Linear-probe accuracy on the test environment. 'fit on probe': the probe is fit on the "
@@ -137,7 +177,9 @@ def diagnose(encoder: nn.Module, random_encoder: nn.Module, splits: Splits, augm
         results["geometry"] = {"alignment": geometry.alignment(z1, z2),
                                "uniformity": geometry.uniformity(feats["test"].x[:4096])}
     for section, values in results.items():
-        report.add(section, values)
+        report.add(section, values, note=NOTES.get(section))
+    flat = evaluations.report.flatten(results, lists=False)
+    report.set_headline(["run.steps", "run.train_seconds", *(k for k in HEADLINE if k in flat)])
     return results
 
 

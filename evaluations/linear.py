@@ -14,7 +14,7 @@ minimised full-batch with ``torch.optim.LBFGS`` (strong-Wolfe line search) until
 
 When ``weight_decay`` is None it is chosen from the log grid ``WD_GRID`` (1e-6 ... 1e-1) by accuracy on a
 seeded, stratified 20 % hold-out of the training features (ties go to the larger weight decay); the probe is
-then refit on all training features with the chosen value.
+then refit on all training features with the chosen value, warm-started from the hold-out solution.
 """
 
 from __future__ import annotations
@@ -198,16 +198,20 @@ def linear_probe(
             )
         fit_idx, val_idx = fit_idx.to(tx.device), val_idx.to(tx.device)
         x_fit, y_fit, x_val, y_val = xs[fit_idx], yc[fit_idx], xs[val_idx], yc[val_idx]
-        init = None
+        init: tuple[torch.Tensor, torch.Tensor] | None = None
+        solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         for wd in sorted(WD_GRID, reverse=True):  # strong -> weak, warm-started
             w, b, _, _ = _fit(x_fit, y_fit, k, wd, max_iter, init)
-            init = (w, b)
+            init = solutions[wd] = (w, b)
             val_acc[wd] = _accuracy(x_val, y_val, w, b)
         best = max(val_acc.values())
         weight_decay = max(wd for wd, acc in val_acc.items() if acc == best)
-        del x_fit, x_val
+        refit_init = solutions[weight_decay]  # the refit on all features starts from the hold-out solution
+        del x_fit, x_val, solutions
+    else:
+        refit_init = None
 
-    w, b, n_iter, converged = _fit(xs, yc, k, weight_decay, max_iter)
+    w, b, n_iter, converged = _fit(xs, yc, k, weight_decay, max_iter, refit_init)
     if not converged:
         warnings.warn(
             f"linear_probe: L-BFGS stopped after max_iter={max_iter} iterations before converging "

@@ -56,7 +56,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1500
+    steps: int = 500
     epochs: float | None = None  # when set, overrides steps: epochs × (len(train) // batch_size)
     time_limit_s: float | None = None  # stop early after this many seconds of training (the schedule keeps `steps`)
     batch_size: int = 256

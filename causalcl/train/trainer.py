@@ -23,6 +23,7 @@ from ..methods.base import Method
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
 from .log import CSVLog
+from .malloc import keep_freed_memory
 from .optim import build_optimizer
 from .schedule import WarmupCosine
 
@@ -67,6 +68,8 @@ class Trainer:
     def __init__(self, method: Method, dataset, view_fn: ViewFn, config: Config, out_dir: str | Path) -> None:
         self.config = config
         self.device = torch.device(config.train.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.method = method.to(self.device)
         self.dataset = dataset
         self.view_fn = view_fn
