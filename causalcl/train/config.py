@@ -66,6 +66,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int | None = None
     amp: str = "none"  # none | bf16 | fp16 (autocast on GPU)
+    tensorboard: bool = False  # also log to <out>/tensorboard (needs the `tensorboard` extra)
 
 
 @dataclass

@@ -42,3 +42,25 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
     if not rows:
         return {}
     return {key: [float(r[key]) for r in rows if r.get(key) not in (None, "")] for key in rows[0]}
+
+
+class TensorBoardLog:
+    """Mirrors the CSV rows to TensorBoard scalars under ``<out>/tensorboard``."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ValueError("train.tensorboard: TensorBoard is not installed; "
+                             "pip install 'causalcl[tensorboard]'") from exc
+        self.writer = SummaryWriter(str(path))
+
+    def write(self, row: dict[str, float]) -> None:
+        step = int(row["step"])
+        for key, value in row.items():
+            if key != "step" and isinstance(value, int | float):
+                self.writer.add_scalar(f"train/{key}", value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

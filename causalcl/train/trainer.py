@@ -22,7 +22,7 @@ from ..losses import NonFiniteEmbeddingError
 from ..methods.base import Method
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
-from .log import CSVLog
+from .log import CSVLog, TensorBoardLog
 from .malloc import keep_freed_memory
 from .optim import build_optimizer
 from .schedule import WarmupCosine
@@ -175,6 +175,7 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint at {str(self.checkpoint_path)!r}")
             self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
         log = CSVLog(self.log_path, resume_step=self.step if resume else None)
+        board = TensorBoardLog(self.out_dir / "tensorboard") if tc.tensorboard else None
         start, stopped_early = time.perf_counter(), False
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method.name}", unit="step",
                    dynamic_ncols=True, disable=None)
@@ -182,7 +183,10 @@ class Trainer:
             terms = self.train_step(self.views_for_step(self.step))
             bar.update(1)
             if self.step % tc.log_every == 0 or self.step == self.total_steps:
-                log.write({"step": self.step, **terms, "lr": self.scheduler.get_last_lr()[0]})
+                row = {"step": self.step, **terms, "lr": self.scheduler.get_last_lr()[0]}
+                log.write(row)
+                if board is not None:
+                    board.write(row)
                 bar.set_postfix(loss=f"{terms['loss']:.4f}")
             if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                 self.save()
@@ -190,6 +194,8 @@ class Trainer:
                 stopped_early = self.step < self.total_steps
                 break
         bar.close()
+        if board is not None:
+            board.close()
         self.save()
         return TrainResult(self.step, self.total_steps, time.perf_counter() - start, self.checkpoint_path,
                            self.log_path, stopped_early)

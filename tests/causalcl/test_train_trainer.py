@@ -128,3 +128,15 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint({"step": 2}, path)
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left behind
+
+
+def test_tensorboard_logging_or_clear_error(tmp_path):
+    trainer = make(tmp_path, steps=2, every=0, **{"train.tensorboard": True})
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="tensorboard"):
+            trainer.fit()
+        return
+    trainer.fit()
+    assert any((tmp_path / "tensorboard").iterdir())

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from causalcl.cli import main
+
+TINY = ["--steps", "6", "--batch-size", "32", "--set", "data.options.n=256", "--set", "data.image_size=16",
+        "--set", "eval.knn_k=20"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALCL_CACHE", str(tmp_path / "cache"))
+
+
+def test_main_job_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--out", str(out)]) == 0
+    for name in ("config.yaml", "train_log.csv", "checkpoint.pt", "results.json", "results.csv", "report.html",
+                 "plots/loss_curve.png", "plots/spectrum.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    lp = results["linear_probe"]
+    assert lp["spurious_gap"] == pytest.approx(lp["accuracy"] - lp["confounded_fit_accuracy"])
+    assert set(results["knn"]) >= {"accuracy", "k", "temperature"}
+    assert set(results["spectrum"]) >= {"rankme", "alpha"}
+    assert set(results["geometry"]) == {"alignment", "uniformity"}
+    for baseline in ("random_encoder", "raw_pixels"):
+        assert 0 <= results["baselines"][baseline]["linear_probe"]["accuracy"] <= 1
+    assert "linear_probe" in capsys.readouterr().out  # the summary table
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+
+
+def test_unknown_method_lists_valid_names(tmp_path, capsys):
+    assert main(["--method", "simclrr", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "simclr" in capsys.readouterr().err
+
+
+def test_unknown_dataset_lists_valid_names(tmp_path, capsys):
+    assert main(["--dataset", "mnist", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
+    assert "shapes" in capsys.readouterr().err
+
+
+def test_unknown_config_key_names_nearest(tmp_path, capsys):
+    assert main(["--set", "optim.lrr=0.1", "--out", str(tmp_path / "x")]) == 2
+    assert "did you mean 'optim.lr'" in capsys.readouterr().err
+    assert main(["--set", "method.temprature=0.1", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "did you mean 'method.temperature'" in capsys.readouterr().err
+
+
+def test_unknown_diagnostic(tmp_path, capsys):
+    assert main(["--diagnostics", "linear,cams", "--out", str(tmp_path / "x")]) == 2
+    assert "knn" in capsys.readouterr().err
+
+
+def test_missing_real_dataset_root_names_layout(tmp_path, capsys):
+    assert main(["--dataset", "cifar10", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    from causalcl.train.config import Config, load_yaml
+
+    for path in sorted(Path(__file__).resolve().parents[2].glob("assets/configs/*.yaml")):
+        Config.from_dict(load_yaml(path))
