@@ -58,7 +58,7 @@ def make_config(args: argparse.Namespace) -> Config:
         if value is not None:
             config.set(key, value)
     if args.diagnostics is not None:
-        from .diagnose import parse_diagnostics
+        from .diagnostics import parse_diagnostics
 
         config.eval.diagnostics = parse_diagnostics(args.diagnostics)
     for assignment in args.set:
@@ -71,7 +71,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     from evaluations.report import Report
 
     from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, load_split
-    from .diagnose import Splits, diagnose, parse_diagnostics, plot_loss_curve
+    from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
     from .train.log import read_log
     from .train.trainer import Trainer
 
@@ -101,9 +101,10 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
         embedded = config.data.name in EMBEDDED_DATASETS
         splits = Splits(train_set, load_split(config, "probe"), load_split(config, "test"), embedded)
         random_encoder = build_encoder(config, seed=config.train.seed + 1).to(config.train.device)
-        diagnose(trainer.method.encoder, random_encoder, splits, augment, report, diagnostics=diagnostics,
-                 knn_k=config.eval.knn_k, knn_temperature=config.eval.knn_temperature,
-                 batch_size=config.eval.batch_size, device=config.train.device, seed=config.train.seed)
+        ctx = Context(trainer.method.encoder, random_encoder, splits, augment, report, knn_k=config.eval.knn_k,
+                      knn_temperature=config.eval.knn_temperature, batch_size=config.eval.batch_size,
+                      device=config.train.device, seed=config.train.seed)
+        diagnose(ctx, diagnostics)
     report.add("run", {"total_seconds": round(time.perf_counter() - started, 1)})
     report.write()
     print(report.summary_table())

@@ -1,0 +1,79 @@
+"""Diagnoses a trained encoder with the ``evaluations`` layer and fills a ``Report``.
+
+Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`` (confounded),
+``probe`` and ``test`` (unconfounded) splits;
+- ``linear``: a probe fit on ``probe`` and scored on ``test`` (content decodability) and the same
+  probe fit on a probe-sized random subset of the confounded ``train`` split
+  (``confounded_fit_accuracy``); their difference is the spurious gap. The same protocol runs on a
+  randomly initialised encoder of the same architecture and on raw pixels, so every number is read
+  against those baselines.
+- ``knn``: weighted kNN, ``probe`` features as the bank, ``test`` as queries.
+- ``spectrum``: DirectCLR singular spectrum, RankMe and α-ReQ of the ``test`` features.
+- ``geometry``: alignment of two augmented views and uniformity of the ``test`` features.
+
+``DIAGNOSTICS`` is the registry: name → (function of a ``Context``, what the dataset must provide).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from evaluations.report import flatten
+
+from .context import Context, Splits
+from .plots import plot_loss_curve
+from .probes import run_knn, run_linear
+from .representation import run_geometry, run_spectrum
+
+#: name → (runner, requirement): requirement "" = any dataset, "masks" / "latents" = embedded SCM data
+DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
+    "linear": (run_linear, ""),
+    "knn": (run_knn, ""),
+    "spectrum": (run_spectrum, ""),
+    "geometry": (run_geometry, ""),
+}
+
+HEADLINE = (
+    "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
+    "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
+    "baselines.raw_pixels.linear_probe.accuracy", "knn.accuracy", "spectrum.rankme", "spectrum.alpha",
+    "geometry.alignment", "geometry.uniformity",
+)
+
+
+def parse_diagnostics(text: str | list[str] | None) -> list[str]:
+    """``"linear,knn"`` → ["linear", "knn"]; ``None``/``"all"`` → every diagnostic; ``"none"`` → []."""
+    if text is None or text == "all" or text == ["all"]:
+        return list(DIAGNOSTICS)
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in DIAGNOSTICS]
+    if unknown:
+        raise ValueError(f"--diagnostics: unknown name(s) {unknown}; valid names are {list(DIAGNOSTICS)} "
+                         "(or 'all' / 'none')")
+    return names
+
+
+def supported(names: list[str], splits: Splits) -> tuple[list[str], list[str]]:
+    """Split ``names`` into those the dataset supports and those it cannot (no masks / latents)."""
+    have = {"": True, "masks": splits.has_masks, "latents": splits.has_latents}
+    ok = [n for n in names if have[DIAGNOSTICS[n][1]]]
+    return ok, [n for n in names if n not in ok]
+
+
+def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """Run the diagnostics ``names`` in order; results are added to ``ctx.report`` and returned."""
+    results: dict[str, Any] = {}
+    runnable, skipped = supported(names, ctx.splits)
+    for name in runnable:
+        results.update(DIAGNOSTICS[name][0](ctx))
+    if skipped:
+        ctx.report.add("run", {"skipped_diagnostics": skipped})
+    flat = flatten(results, lists=False)
+    ctx.report.set_headline(["run.steps", "run.train_seconds", *(k for k in HEADLINE if k in flat)])
+    return results
+
+
+__all__ = ["DIAGNOSTICS", "Context", "Splits", "diagnose", "parse_diagnostics", "plot_loss_curve", "supported"]

@@ -1,0 +1,85 @@
+"""What every diagnostic shares: the splits, the encoders and lazily computed features and probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+import evaluations
+from evaluations.report import Report
+
+
+@dataclass
+class Splits:
+    train: Any
+    probe: Any
+    test: Any
+    has_environments: bool  # probe/test are the unconfounded environment (embedded SCM data)
+
+    @property
+    def has_masks(self) -> bool:
+        return getattr(self.test, "masks", None) is not None
+
+    @property
+    def has_latents(self) -> bool:
+        return getattr(self.test, "latents", None) is not None
+
+
+@dataclass
+class Context:
+    """Inputs of a diagnosis run; features and the content probe are computed once, on first use."""
+
+    encoder: nn.Module
+    random_encoder: nn.Module
+    splits: Splits
+    augment: Any
+    report: Report
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    batch_size: int = 512
+    device: str = "cpu"
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, which: str = "trained") -> dict[str, evaluations.Features]:
+        """Frozen backbone features of the train/probe/test splits (``which``: trained | random)."""
+        key = f"features/{which}"
+        if key not in self._cache:
+            encoder = self.encoder if which == "trained" else self.random_encoder
+            self._cache[key] = {
+                name: evaluations.extract_features(encoder, getattr(self.splits, name), batch_size=self.batch_size,
+                                                   device=self.device)
+                for name in ("train", "probe", "test")}
+        return self._cache[key]
+
+    def content_probe(self) -> evaluations.ProbeResult:
+        """The linear probe of the trained encoder fit on ``probe`` and scored on ``test``."""
+        if "probe" not in self._cache:
+            feats = self.features()
+            self._cache["probe"] = evaluations.linear_probe(feats["probe"].x, feats["probe"].y,
+                                                            feats["test"].x, feats["test"].y)
+        return self._cache["probe"]
+
+    def classifier(self) -> nn.Module:
+        """Encoder followed by the content probe: images → class logits (for CAMs and robustness)."""
+        return nn.Sequential(self.encoder, self.content_probe().classifier.to(self.device)).eval()
+
+    def test_images(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` test images (float, on the device) and labels."""
+        n = len(self.splits.test) if n is None else min(n, len(self.splits.test))
+        images, labels = self.splits.test.get_batch(torch.arange(n))
+        return images.to(self.device), labels
+
+
+@torch.inference_mode()
+def encode(encoder: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Features of a tensor of images, in eval mode (the encoder's mode is restored)."""
+    was_training = encoder.training
+    encoder.eval()
+    out = torch.cat([encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    encoder.train(was_training)
+    return out.float().cpu()
