@@ -72,6 +72,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
 
     from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, load_split
     from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
+    from .diagnostics.findings import findings
     from .train.log import read_log
     from .train.trainer import Trainer
 
@@ -104,10 +105,12 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
         ctx = Context(trainer.method.encoder, random_encoder, splits, augment, report, knn_k=config.eval.knn_k,
                       knn_temperature=config.eval.knn_temperature, batch_size=config.eval.batch_size,
                       device=config.train.device, seed=config.train.seed)
-        diagnose(ctx, diagnostics)
+        results = diagnose(ctx, diagnostics)
     report.add("run", {"total_seconds": round(time.perf_counter() - started, 1)})
     report.write()
     print(report.summary_table())
+    if diagnostics:
+        print("\n" + "\n".join(f"- {sentence}" for sentence in findings(results)))
     print(f"\nwrote {out}/report.html, results.json, results.csv, plots/, checkpoint.pt, train_log.csv")
     return report.results
 

@@ -10,6 +10,7 @@ Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`
 - ``knn``: weighted kNN, ``probe`` features as the bank, ``test`` as queries.
 - ``spectrum``: DirectCLR singular spectrum, RankMe and α-ReQ of the ``test`` features.
 - ``geometry``: alignment of two augmented views and uniformity of the ``test`` features.
+- ``cam``: Grad-CAM grounding against the foreground masks (embedded data).
 
 ``DIAGNOSTICS`` is the registry: name → (function of a ``Context``, what the dataset must provide).
 """
@@ -22,6 +23,8 @@ from typing import Any
 from evaluations.report import flatten
 
 from .context import Context, Splits
+from .findings import findings
+from .grounding import run_cam
 from .plots import plot_loss_curve
 from .probes import run_knn, run_linear
 from .representation import run_geometry, run_spectrum
@@ -32,13 +35,15 @@ DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
     "knn": (run_knn, ""),
     "spectrum": (run_spectrum, ""),
     "geometry": (run_geometry, ""),
+    "cam": (run_cam, "masks"),
 }
 
 HEADLINE = (
     "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
     "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
     "baselines.raw_pixels.linear_probe.accuracy", "knn.accuracy", "spectrum.rankme", "spectrum.alpha",
-    "geometry.alignment", "geometry.uniformity",
+    "geometry.alignment", "geometry.uniformity", "grounding.probe.energy_in_mask",
+    "grounding.probe.energy_baseline", "grounding.probe.pointing_game", "grounding.probe.pointing_game_baseline",
 )
 
 
@@ -71,6 +76,8 @@ def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
         results.update(DIAGNOSTICS[name][0](ctx))
     if skipped:
         ctx.report.add("run", {"skipped_diagnostics": skipped})
+    for sentence in findings(results):
+        ctx.report.add_text("run", sentence)
     flat = flatten(results, lists=False)
     ctx.report.set_headline(["run.steps", "run.train_seconds", *(k for k in HEADLINE if k in flat)])
     return results

@@ -71,7 +71,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    diagnostics: list[str] = field(default_factory=lambda: ["linear", "knn", "spectrum", "geometry"])
+    diagnostics: list[str] = field(default_factory=lambda: ["all"])  # "all" = every one the dataset supports
     knn_k: int = 200
     knn_temperature: float = 0.1
     batch_size: int = 512

@@ -27,7 +27,11 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert set(results["geometry"]) == {"alignment", "uniformity"}
     for baseline in ("random_encoder", "raw_pixels"):
         assert 0 <= results["baselines"][baseline]["linear_probe"]["accuracy"] <= 1
-    assert "linear_probe" in capsys.readouterr().out  # the summary table
+    grounding = results["grounding"]["probe"]
+    assert 0 <= grounding["energy_in_mask"] <= 1 and 0 < grounding["energy_baseline"] < 1
+    assert (out / "plots" / "cam_overlays.png").is_file()
+    printed = capsys.readouterr().out
+    assert "linear_probe" in printed and "Spurious gap" in printed  # the summary table and the findings
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
 

@@ -1,0 +1,139 @@
+"""latent_r2: linear / kernel read-out of synthetic latents with known answers; validation; plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from evaluations.identifiability import KERNEL_GRID, latent_r2, plot_latent_r2
+
+
+def _data(n: int = 600, d: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    c1, c2 = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    x[:, 3] += 6 * c1  # the class shifts two feature directions: separable with a margin
+    x[:, 4] += 6 * c2
+    latents = {
+        "linear": x @ rng.normal(size=d) + 3.0,  # exactly linear in the features
+        "square": x[:, 0] ** 2,  # nonlinear: invisible to a linear read-out
+        "noise": rng.normal(size=n),  # unrelated
+        "cls": (c1 + 2 * c2).astype(np.int64),  # 4 classes, linearly separable
+    }
+    return x, latents
+
+
+def _score(df: pd.DataFrame, name: str) -> float:
+    return float(df.set_index("latent").loc[name, "score"])
+
+
+def test_linear_readout_known_answers():
+    x, lat = _data()
+    df = latent_r2(torch.as_tensor(x, dtype=torch.float32), lat, kind="linear")
+    assert list(df.columns[:6]) == ["latent", "kind", "score", "chance", "role", "model"]
+    assert df["latent"].tolist() == ["linear", "square", "noise", "cls"]
+    assert _score(df, "linear") > 0.99
+    assert _score(df, "noise") < 0.1
+    assert _score(df, "square") < 0.1
+    row = df.set_index("latent").loc["cls"]
+    assert row["kind"] == "accuracy" and row["model"] == "logistic"
+    assert row["score"] > 0.95
+    assert 0.2 < row["chance"] < 0.4  # 4 roughly balanced classes
+    assert df.set_index("latent").loc["linear", "kind"] == "r2"
+    assert np.isnan(df.set_index("latent").loc["linear", "chance"])
+    assert (df["n_fit"] == 300).all() and (df["n_test"] == 300).all()
+
+
+def test_kernel_readout_known_answers():
+    x, lat = _data()
+    df = latent_r2(x[:400], {k: v[:400] for k, v in lat.items()}, kind="kernel")
+    assert _score(df, "linear") > 0.99
+    assert _score(df, "square") > 0.8  # the kernel sees what the linear read-out misses
+    assert _score(df, "noise") < 0.1
+    assert _score(df, "cls") > 0.95
+    assert set(df["model"]) == {"kernel", "logistic"}
+    assert KERNEL_GRID["alpha"] == [1.0, 0.1, 0.01, 0.001]
+    assert np.allclose(KERNEL_GRID["gamma"], np.logspace(-2, 2, 4))
+
+
+def test_kernel_n_fit_caps_the_fit_samples():
+    x, lat = _data(n=400)
+    df = latent_r2(x, {"linear": lat["linear"]}, kind="kernel", n_fit=50)
+    assert int(df["n_fit"].iloc[0]) == 50
+    assert _score(df, "linear") > 0.9
+
+
+def test_roles_categorical_dataframe_and_separate_test_set():
+    x, lat = _data(n=400)
+    xt, latt = _data(n=200, seed=1)
+    # the test set must be drawn from the same map: rebuild its linear latent with the train weights
+    w = np.linalg.lstsq(np.c_[x, np.ones(len(x))], lat["linear"], rcond=None)[0]
+    latt["linear"] = np.c_[xt, np.ones(len(xt))] @ w
+    frame = pd.DataFrame({"linear": lat["linear"], "noise": lat["noise"], "bin": (x[:, 0] > 0).astype(float)})
+    frame_t = pd.DataFrame({"linear": latt["linear"], "noise": latt["noise"], "bin": (xt[:, 0] > 0).astype(float)})
+    df = latent_r2(
+        x,
+        frame,
+        categorical=["bin"],
+        roles={"linear": "content", "noise": "style"},
+        test_features=xt,
+        test_latents=frame_t,
+    )
+    d = df.set_index("latent")
+    assert d.loc["linear", "role"] == "content" and d.loc["noise", "role"] == "style"
+    assert d.loc["bin", "role"] is None
+    assert d.loc["bin", "kind"] == "accuracy" and d.loc["bin", "score"] > 0.95
+    assert d.loc["linear", "score"] > 0.99
+    assert (df["n_fit"] == 400).all() and (df["n_test"] == 200).all()
+
+
+def test_split_is_seeded():
+    x, lat = _data(n=200)
+    a = latent_r2(x, {"noise": lat["noise"]}, seed=1)
+    b = latent_r2(x, {"noise": lat["noise"]}, seed=1)
+    c = latent_r2(x, {"noise": lat["noise"]}, seed=2)
+    assert a["score"].iloc[0] == b["score"].iloc[0] != c["score"].iloc[0]
+
+
+def test_constant_latent_gives_nan():
+    x, _ = _data(n=100)
+    df = latent_r2(x, {"const": np.full(100, 2.5)})
+    assert np.isnan(df["score"].iloc[0])
+
+
+def test_bad_inputs():
+    x, lat = _data(n=100)
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="features"):
+        latent_r2(bad, lat)
+    with pytest.raises(ValueError, match="latents"):
+        latent_r2(x, {"a": np.zeros(99)})
+    with pytest.raises(ValueError, match="latents"):
+        latent_r2(x, {})
+    with pytest.raises(ValueError, match="latents"):
+        latent_r2(x, {"a": np.r_[np.nan, np.zeros(99)]})
+    with pytest.raises(ValueError, match="kind"):
+        latent_r2(x, lat, kind="rbf")
+    with pytest.raises(ValueError, match="roles"):
+        latent_r2(x, lat, roles={"linear": "causal"})
+    with pytest.raises(ValueError, match="categorical"):
+        latent_r2(x, lat, categorical=["colour"])
+    with pytest.raises(ValueError, match="test_features"):
+        latent_r2(x, lat, test_features=x)
+
+
+def test_plot_latent_r2_groups_by_role():
+    x, lat = _data(n=200)
+    df = latent_r2(x, lat, roles={"linear": "content", "cls": "content", "noise": "style", "square": "style"})
+    fig = plot_latent_r2(df)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    ticks = sorted(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True), reverse=True)
+    assert [t for _, t in ticks] == ["linear", "cls (acc)", "square", "noise"]  # content on top, then style
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["content", "style"]
+    with pytest.raises(ValueError, match="df"):
+        plot_latent_r2(pd.DataFrame())
