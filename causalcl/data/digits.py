@@ -137,6 +137,10 @@ class DigitsDataset(SCMImageDataset):
     """
 
     name = "digits"
+    #: which SCM variables are content (what the class is about) and which are style
+    latent_roles = {"cls": "content", "glyph": "content", "pos_x": "content", "pos_y": "content",
+                    "fg_hue": "style", "bg_hue": "style", "brightness": "style", "bg_source": "style",
+                    "crop_x": "style", "crop_y": "style"}
 
     def __init__(
         self,

@@ -138,6 +138,10 @@ class ShapesDataset(SCMImageDataset):
     """
 
     name = "shapes"
+    #: which SCM variables are content (what the class is about) and which are style
+    latent_roles = {"cls": "content", "scale": "content", "rotation": "content", "pos_x": "content",
+                    "pos_y": "content", "fg_hue": "style", "bg_hue": "style", "brightness": "style",
+                    "bg_texture": "style"}
 
     def __init__(
         self,

@@ -1,0 +1,276 @@
+"""Which ground-truth latents can be read out of a representation: the content/style probe.
+
+von Kügelgen et al., "Self-Supervised Learning with Data Augmentations Provably Isolates Content from Style"
+(NeurIPS 2021) show that contrastive SSL with style-changing augmentations block-identifies the *content*
+latents and discards the *style* latents. They measure it by predicting each standardised latent from the
+standardised encoder output:
+
+* continuous latent z_k -> R^2 of a regression  z_k ~ f(features)  on held-out samples,
+  R^2 = 1 - sum_i (z_i - f(x_i))^2 / sum_i (z_i - mean z)^2:
+  ``kind="linear"`` -> ``LinearRegression``; ``kind="kernel"`` -> ``KernelRidge(kernel="rbf")`` with
+  ``GridSearchCV(cv=3)`` over alpha in {1, 0.1, 0.01, 0.001} and gamma in logspace(-2, 2, 4) (their grid);
+* categorical latent (e.g. the object class) -> accuracy of a multinomial ``LogisticRegression``, reported
+  beside the chance level = the largest class share among the scored samples.
+
+Protocol here: the samples are split once, seeded, into a fit part and a scored part (``test_fraction`` = 0.5
+by default), or the caller passes a separate ``test_features`` / ``test_latents``. Features and continuous
+latents are standardised with the fit part's mean and standard deviation. The fit part is subsampled to at most
+``n_fit`` samples (kernel default 2048, as their 2048-sample batches; linear default: all), so the kernel grid
+stays fast. High content R^2 and low style R^2 is the signature of content isolation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV
+
+from ._validate import as_features, check_int
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["KERNEL_GRID", "latent_r2", "plot_latent_r2"]
+
+KERNEL_GRID: dict[str, list[float]] = {
+    "alpha": [1.0, 0.1, 0.01, 0.001],
+    "gamma": [float(g) for g in np.logspace(-2, 2, 4)],
+}
+_KINDS = ("linear", "kernel")
+_ROLES = ("content", "style")
+_KERNEL_DEFAULT_N_FIT = 2048
+_ROLE_COLORS = {"content": "#4c72b0", "style": "#dd8452", None: "#8c8c8c"}
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, pd.Series):
+        return x.to_numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: expected a 1-D array of numbers, got {type(x).__name__}") from err
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected numeric values, got dtype {arr.dtype}")
+    return arr
+
+
+def _parse_latents(latents: Any, n: int, name: str) -> dict[str, np.ndarray]:
+    """name -> (n,) array; 2-D (n, k) entries expand to name[0] ... name[k-1]."""
+    if isinstance(latents, pd.DataFrame):
+        items: Iterable[tuple[Any, Any]] = ((str(c), latents[c]) for c in latents.columns)
+    elif isinstance(latents, Mapping):
+        items = latents.items()
+    else:
+        raise ValueError(f"{name}: expected a dict name -> (N,) array or a DataFrame, got {type(latents).__name__}")
+    out: dict[str, np.ndarray] = {}
+    for key, value in items:
+        arr = _to_numpy(value, f"{name}[{key!r}]")
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"{name}[{key!r}]: expected an (N,) array, got shape {arr.shape}")
+        cols = [(str(key), arr)] if arr.ndim == 1 else [(f"{key}[{j}]", arr[:, j]) for j in range(arr.shape[1])]
+        for k, col in cols:
+            if col.shape[0] != n:
+                raise ValueError(f"{name}[{key!r}]: expected {n} values (one per feature row), got {col.shape[0]}")
+            if col.dtype.kind == "f" and not np.isfinite(col).all():
+                raise ValueError(f"{name}[{key!r}]: expected finite values, found NaN/inf")
+            out[k] = col
+    if not out:
+        raise ValueError(f"{name}: expected at least one latent, got none")
+    return out
+
+
+def _is_categorical(values: np.ndarray, max_levels: int) -> bool:
+    return values.dtype.kind in "biu" and np.unique(values).size <= max_levels
+
+
+def _standardise(fit: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return tuple((a - mean) / std for a in (fit, *others))
+
+
+def _regressor(kind: str) -> Any:
+    if kind == "linear":
+        return LinearRegression()
+    return GridSearchCV(KernelRidge(kernel="rbf"), KERNEL_GRID, cv=3)
+
+
+def _accuracy_probe(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    classes = np.unique(y_fit)
+    if classes.size < 2:
+        return float((y_test == classes[0]).mean())
+    clf = LogisticRegression(max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x_fit, y_fit)
+    return float((clf.predict(x_test) == y_test).mean())
+
+
+def latent_r2(
+    features: Any,
+    latents: Any,
+    *,
+    kind: str = "linear",
+    categorical: Iterable[str] | None = None,
+    roles: Mapping[str, str] | None = None,
+    n_fit: int | None = None,
+    test_features: Any = None,
+    test_latents: Any = None,
+    test_fraction: float = 0.5,
+    max_levels: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Score how well each latent can be predicted from ``features`` (module docstring for the protocol).
+
+    Args:
+        features: (N, D) representation (tensor or numpy), finite.
+        latents: dict name -> (N,) array (as the SCM datasets give; (N, k) arrays expand to ``name[j]``) or a
+            DataFrame with one column per latent.
+        kind: ``"linear"`` (LinearRegression) or ``"kernel"`` (RBF kernel ridge, CV grid :data:`KERNEL_GRID`).
+        categorical: names scored by logistic-regression accuracy; in addition, integer/bool latents with at
+            most ``max_levels`` distinct values are treated as categorical.
+        roles: optional name -> ``"content"`` / ``"style"``, copied into the ``role`` column.
+        n_fit: at most this many samples to fit each read-out (seeded subsample); default all for linear,
+            2048 for kernel.
+        test_features, test_latents: a separate scored set; then all of ``features`` is the fit part.
+        test_fraction: share of the samples scored when no test set is given (seeded split).
+        seed: seeds the split and the subsampling.
+
+    Returns:
+        DataFrame with one row per latent and columns ``latent``, ``kind`` (``"r2"`` or ``"accuracy"``),
+        ``score``, ``chance`` (largest class share for accuracy rows, NaN for R^2), ``role`` (None when not
+        given), ``model`` (``"linear"`` / ``"kernel"`` / ``"logistic"``), ``n_fit``, ``n_test``. A constant
+        continuous latent has no R^2: its score is NaN.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind: expected one of {list(_KINDS)}, got {kind!r}")
+    x = as_features(features, "features", min_rows=4).cpu().double().numpy()
+    n = x.shape[0]
+    lat = _parse_latents(latents, n, "latents")
+    seed = check_int(seed, "seed")
+    max_levels = check_int(max_levels, "max_levels", low=2)
+    cat = set(categorical or ())
+    unknown = cat - set(lat)
+    if unknown:
+        raise ValueError(f"categorical: unknown latent names {sorted(unknown)}; latents are {sorted(lat)}")
+    role_map = dict(roles or {})
+    bad = {k: v for k, v in role_map.items() if k not in lat or v not in _ROLES}
+    if bad:
+        raise ValueError(f"roles: expected latent names {sorted(lat)} mapped to 'content' or 'style', got {bad}")
+    if n_fit is None:
+        n_fit = _KERNEL_DEFAULT_N_FIT if kind == "kernel" else None
+    else:
+        n_fit = check_int(n_fit, "n_fit", low=4)
+    rng = np.random.default_rng(seed)
+
+    if test_features is not None or test_latents is not None:
+        if test_features is None or test_latents is None:
+            raise ValueError("test_features: pass test_features and test_latents together")
+        xt = as_features(test_features, "test_features").cpu().double().numpy()
+        if xt.shape[1] != x.shape[1]:
+            raise ValueError(f"test_features: expected {x.shape[1]} columns like features, got {xt.shape[1]}")
+        lat_t = _parse_latents(test_latents, xt.shape[0], "test_latents")
+        if set(lat_t) != set(lat):
+            raise ValueError(f"test_latents: expected the latents {sorted(lat)}, got {sorted(lat_t)}")
+        fit_idx = rng.permutation(n)
+        x_fit_all, x_test = x, xt
+        lat_fit_all, lat_test = lat, lat_t
+    else:
+        if not (isinstance(test_fraction, float | int) and 0 < test_fraction < 1):
+            raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+        perm = rng.permutation(n)
+        n_test = max(1, min(n - 2, int(round(test_fraction * n))))
+        test_idx, fit_idx = perm[:n_test], perm[n_test:]
+        x_fit_all, x_test = x, x[test_idx]
+        lat_fit_all = lat
+        lat_test = {k: v[test_idx] for k, v in lat.items()}
+    if n_fit is not None and fit_idx.size > n_fit:
+        fit_idx = fit_idx[:n_fit]
+    x_fit, x_test = _standardise(x_fit_all[fit_idx], x_test)
+
+    rows = []
+    for name, values in lat.items():
+        y_fit, y_test = lat_fit_all[name][fit_idx], lat_test[name]
+        role = role_map.get(name)
+        if name in cat or _is_categorical(values, max_levels):
+            _, counts = np.unique(y_test, return_counts=True)
+            score = _accuracy_probe(x_fit, y_fit, x_test, y_test)
+            rows.append((name, "accuracy", score, float(counts.max() / y_test.size), role, "logistic"))
+            continue
+        y_fit = y_fit.astype(np.float64)
+        y_test = y_test.astype(np.float64)
+        if y_fit.std() == 0 or y_test.size < 2:
+            score = float("nan")
+        else:
+            mu, sd = y_fit.mean(), y_fit.std()
+            model = _regressor(kind)
+            model.fit(x_fit, (y_fit - mu) / sd)
+            score = float(r2_score((y_test - mu) / sd, model.predict(x_test)))
+        rows.append((name, "r2", score, float("nan"), role, kind))
+    df = pd.DataFrame(rows, columns=["latent", "kind", "score", "chance", "role", "model"])
+    df["role"] = pd.Series([r[4] for r in rows], dtype=object)  # keep None (not NaN) for "no role"
+    df["n_fit"] = int(fit_idx.size)
+    df["n_test"] = int(x_test.shape[0])
+    return df
+
+
+def plot_latent_r2(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Horizontal bars of the score per latent, content first then style, coloured by role.
+
+    Accuracy rows are labelled "(acc)" and their chance level is marked with a black tick.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    need = {"latent", "kind", "score"}
+    if not isinstance(df, pd.DataFrame) or not need <= set(df.columns) or len(df) == 0:
+        raise ValueError(f"df: expected the non-empty DataFrame of latent_r2 (columns {sorted(need)})")
+    d = df.copy()
+    raw_roles = d["role"].tolist() if "role" in d.columns else [None] * len(d)
+    d["role"] = pd.Series([r if r in _ROLES else None for r in raw_roles], index=d.index, dtype=object)
+    order = {"content": 0, "style": 1, None: 2}
+    d["_o"] = [order[r] for r in d["role"]]
+    d = d.sort_values("_o", kind="stable").reset_index(drop=True)
+
+    fig = Figure(figsize=(6.0, 0.35 * len(d) + 1.4))
+    ax = fig.add_subplot(1, 1, 1)
+    ypos = np.arange(len(d))[::-1]
+    scores = d["score"].to_numpy(dtype=float)
+    shown = np.nan_to_num(np.clip(scores, -1.0, 1.0), nan=0.0)
+    ax.barh(ypos, shown, color=[_ROLE_COLORS[r] for r in d["role"]])
+    for yp, s, row in zip(ypos, scores, d.itertuples(), strict=True):
+        ax.text(
+            max(0.0, float(np.nan_to_num(s))) + 0.01, yp, "n/a" if np.isnan(s) else f"{s:.2f}", va="center", fontsize=8
+        )
+        if row.kind == "accuracy" and "chance" in d.columns and np.isfinite(row.chance):
+            ax.plot([row.chance, row.chance], [yp - 0.4, yp + 0.4], color="black", lw=1.5)
+    labels = [f"{r.latent} (acc)" if r.kind == "accuracy" else str(r.latent) for r in d.itertuples()]
+    ax.set_yticks(ypos)
+    ax.set_yticklabels(labels)
+    ax.axvline(0, color="#444444", lw=0.8)
+    ax.set_xlim(min(-0.05, float(np.nanmin(shown))) - 0.02, 1.15)
+    ax.set_xlabel("R² (accuracy for categorical latents; tick = chance)")
+    ax.set_title(title or "Latent read-out from the representation")
+    present = [r for r in ("content", "style", None) if r in set(d["role"])]
+    if len(present) > 1 or present != [None]:
+        ax.legend(
+            handles=[Patch(color=_ROLE_COLORS[r], label=r or "unassigned") for r in present],
+            loc="lower right",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    return fig
