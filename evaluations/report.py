@@ -356,9 +356,11 @@ class Report:
             for note in self._notes.get(section, []):
                 parts.append(f"<div class='note'><strong>How to read this.</strong> {_note_html(note)}</div>")
             values = self._results[section]
-            if values:
-                flat = flatten(values, lists=False)
+            scalars, matrices = _split_matrices(values)
+            if scalars:
+                flat = flatten(scalars, lists=False)
                 parts.append(_kv_table([(f"{section}.{k}", v) for k, v in flat.items()], strip=f"{section}."))
+            parts.extend(_matrix_html(f"{section}.{name}", m) for name, m in matrices.items())
             parts.extend(_table_html(t) for t in self._tables if t.section == section)
             parts.extend(_figure_html(p) for p in self._plots if p.section == section)
             parts.append("</section>")
@@ -413,6 +415,40 @@ def _note_html(note: str) -> str:
         return note  # the caller's own HTML
     paragraphs = [p.strip() for p in note.split("\n\n") if p.strip()]
     return "<br>".join(html.escape(p) for p in paragraphs)
+
+
+def _split_matrices(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]]]:
+    """Separate the entries that are grids — a dict of at least two dicts of scalars sharing their keys, such as
+    corruption → severity → error — so the page shows them as 2-D tables instead of one row per leaf."""
+    scalars: dict[str, Any] = {}
+    matrices: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in values.items():
+        rows = value if isinstance(value, dict) else None
+        is_grid = (
+            rows is not None and len(rows) >= 2 and all(isinstance(r, dict) and r for r in rows.values())
+            and all(not isinstance(v, dict | list) for r in rows.values() for v in r.values())
+            and len({tuple(r) for r in rows.values()}) == 1
+        )
+        if is_grid:
+            matrices[key] = rows  # type: ignore[assignment]
+        else:
+            scalars[key] = value
+    return scalars, matrices
+
+
+def _matrix_html(key: str, rows: dict[str, dict[str, Any]]) -> str:
+    columns = list(next(iter(rows.values())))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for name, row in rows.items():
+        cells = []
+        for c in columns:
+            v = row[c]
+            cls = " class='num'" if isinstance(v, int | float) and not isinstance(v, bool) else ""
+            cells.append(f"<td{cls}>{html.escape(format_value(key, v))}</td>")
+        body.append(f"<tr><th>{html.escape(str(name))}</th>{''.join(cells)}</tr>")
+    title = html.escape(key.split(".", 1)[-1])
+    return f"<p class='caption'><strong>{title}</strong></p><table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
 def _kv_table(rows: list[tuple[str, Any]], strip: str = "") -> str:

@@ -161,8 +161,10 @@ def alpha_req(z: Any, *, fit_range: tuple[int, int] = (11, 100)) -> tuple[float,
 def plot_spectrum(spectra: dict[str, Any], *, title: str = "Singular value spectrum") -> Figure:
     """Plot log singular value against sorted index k = 1..d, one line per named spectrum.
 
-    Zero values are drawn at the smallest positive float64 so the line shows the collapse. Uses a bare
-    ``matplotlib.figure.Figure`` (no pyplot state, no display needed).
+    Values below 1e-12 × the largest value of all spectra — numerically zero at float32 resolution, where
+    collapsed dimensions end up — are drawn at that floor, so a collapse shows as a drop to the floor
+    instead of stretching the axis over hundreds of decades. Uses a bare ``matplotlib.figure.Figure``
+    (no pyplot state, no display needed).
     """
     from matplotlib.figure import Figure
 
@@ -170,11 +172,15 @@ def plot_spectrum(spectra: dict[str, Any], *, title: str = "Singular value spect
         raise ValueError("spectra: expected a non-empty dict {name: 1-D spectrum}")
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot(1, 1, 1)
-    floor = torch.finfo(torch.float64).tiny
+    checked = {}
     for name, values in spectra.items():
         s = as_features(values, f"spectra[{name!r}]", ndim=1, dtype=torch.float64).cpu()
         if bool((s < 0).any()):
             raise ValueError(f"spectra[{name!r}]: expected non-negative singular values")
+        checked[name] = s
+    top = max(float(s.max()) for s in checked.values())
+    floor = top * 1e-12 if top > 0 else torch.finfo(torch.float64).tiny
+    for name, s in checked.items():
         idx = torch.arange(1, s.numel() + 1)
         ax.plot(idx.numpy(), s.clamp_min(floor).numpy(), label=str(name), linewidth=1.5)
     ax.set_yscale("log")

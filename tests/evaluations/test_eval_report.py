@@ -132,3 +132,18 @@ def test_to_jsonable_and_flatten():
 def test_bad_inputs_raise(tmp_path, call, match):
     with pytest.raises(ValueError, match=match):
         call(Report(tmp_path))
+
+
+def test_grids_are_rendered_as_2d_tables(tmp_path):
+    from evaluations.report import Report
+
+    report = Report(tmp_path)
+    report.add("robustness", {"clean_error": 0.1, "table": {"fog": {"1": 0.2, "2": 0.3}, "snow": {"1": 0.4, "2": 0.5}}})
+    page = report.to_html()
+    assert "<th>fog</th>" in page and "<th>snow</th>" in page  # one row per corruption
+    assert "table.fog.1" not in page  # not flattened into one row per leaf
+    assert "clean_error" in page
+    report.write()
+    import json
+
+    assert json.loads((tmp_path / "results.json").read_text())["robustness"]["table"]["snow"]["2"] == 0.5
