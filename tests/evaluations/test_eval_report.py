@@ -139,6 +139,7 @@ def test_grids_are_rendered_as_2d_tables(tmp_path):
 
     report = Report(tmp_path)
     report.add("robustness", {"clean_error": 0.1, "table": {"fog": {"1": 0.2, "2": 0.3}, "snow": {"1": 0.4, "2": 0.5}}})
+    report.set_headline(["robustness.clean_error"])
     page = report.to_html()
     assert "<th>fog</th>" in page and "<th>snow</th>" in page  # one row per corruption
     assert "table.fog.1" not in page  # not flattened into one row per leaf
