@@ -31,6 +31,7 @@ test-all: .venv
 bench: .venv
 	$(BIN)/python benchmarks/step_overhead.py
 	$(BIN)/python benchmarks/probes.py
+	$(BIN)/python benchmarks/corruptions.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build *.egg-info

@@ -73,6 +73,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, load_split
     from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
     from .diagnostics.findings import findings
+    from .pretrain import make_pretrain_fn
     from .train.log import read_log
     from .train.trainer import Trainer
 
@@ -102,9 +103,13 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
         embedded = config.data.name in EMBEDDED_DATASETS
         splits = Splits(train_set, load_split(config, "probe"), load_split(config, "test"), embedded)
         random_encoder = build_encoder(config, seed=config.train.seed + 1).to(config.train.device)
-        ctx = Context(trainer.method.encoder, random_encoder, splits, augment, report, knn_k=config.eval.knn_k,
-                      knn_temperature=config.eval.knn_temperature, batch_size=config.eval.batch_size,
-                      device=config.train.device, seed=config.train.seed)
+        ev = config.eval
+        options = {"robustness_images": ev.robustness_images, "cam_images": ev.cam_images}
+        if ev.fgbg_steps > 0:
+            options["pretrain_fn"] = make_pretrain_fn(config, augment, ev.fgbg_steps, ev.fgbg_batch_size)
+        ctx = Context(trainer.method.encoder, random_encoder, splits, augment, report, knn_k=ev.knn_k,
+                      knn_temperature=ev.knn_temperature, batch_size=ev.batch_size, device=config.train.device,
+                      seed=config.train.seed, options=options)
         results = diagnose(ctx, diagnostics)
     report.add("run", {"total_seconds": round(time.perf_counter() - started, 1)})
     report.write()

@@ -10,7 +10,10 @@ Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`
 - ``knn``: weighted kNN, ``probe`` features as the bank, ``test`` as queries.
 - ``spectrum``: DirectCLR singular spectrum, RankMe and α-ReQ of the ``test`` features.
 - ``geometry``: alignment of two augmented views and uniformity of the ``test`` features.
+- ``fgbg``: ImageNet-9 background variants and BG-gap, and the ICL-MSR 2×2 full-vs-foreground matrix.
+- ``robustness``: synthetic corruptions (19 × 5 severities) and renditions.
 - ``cam``: Grad-CAM grounding against the foreground masks (embedded data).
+- ``identifiability``: read-out of each SCM latent, content vs style.
 
 ``DIAGNOSTICS`` is the registry: name → (function of a ``Context``, what the dataset must provide).
 """
@@ -24,10 +27,13 @@ from evaluations.report import flatten
 
 from .context import Context, Splits
 from .findings import findings
+from .foreground import run_fgbg
 from .grounding import run_cam
+from .identifiability import run_identifiability
 from .plots import plot_loss_curve
 from .probes import run_knn, run_linear
 from .representation import run_geometry, run_spectrum
+from .robustness import run_robustness
 
 #: name → (runner, requirement): requirement "" = any dataset, "masks" / "latents" = embedded SCM data
 DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
@@ -35,14 +41,19 @@ DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
     "knn": (run_knn, ""),
     "spectrum": (run_spectrum, ""),
     "geometry": (run_geometry, ""),
+    "fgbg": (run_fgbg, "masks"),
+    "robustness": (run_robustness, ""),
     "cam": (run_cam, "masks"),
+    "identifiability": (run_identifiability, "latents"),
 }
 
 HEADLINE = (
     "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
     "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
     "baselines.raw_pixels.linear_probe.accuracy", "knn.accuracy", "spectrum.rankme", "spectrum.alpha",
-    "geometry.alignment", "geometry.uniformity", "grounding.probe.energy_in_mask",
+    "geometry.alignment", "geometry.uniformity", "foreground.bg_gap", "foreground.variants.mixed_same",
+    "foreground.variants.mixed_rand", "robustness.clean_error", "robustness.mean_error",
+    "grounding.probe.energy_in_mask",
     "grounding.probe.energy_baseline", "grounding.probe.pointing_game", "grounding.probe.pointing_game_baseline",
 )
 

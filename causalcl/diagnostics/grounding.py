@@ -24,8 +24,8 @@ NOTE = (
     "(the mask area). Scores near their baselines mean the encoder does not single out the object.")
 
 
-def run_cam(ctx: Context, n: int = 256, shown: int = 8) -> dict[str, Any]:
-    images, labels = ctx.test_images(n)
+def run_cam(ctx: Context, shown: int = 8) -> dict[str, Any]:
+    images, labels = ctx.test_images(ctx.options.get("cam_images", 256))
     masks = ctx.splits.test.masks[: len(images)]
     layer = ctx.encoder.last_conv
     probe = ctx.content_probe().classifier.to(ctx.device)

@@ -5,7 +5,8 @@ import pytest
 from causalcl.cli import main
 
 TINY = ["--steps", "6", "--batch-size", "32", "--set", "data.options.n=256", "--set", "data.image_size=16",
-        "--set", "eval.knn_k=20"]
+        "--set", "eval.knn_k=20", "--set", "eval.fgbg_steps=3", "--set", "eval.fgbg_batch_size=32",
+        "--set", "eval.robustness_images=32", "--set", "eval.cam_images=32"]
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,13 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert set(results["geometry"]) == {"alignment", "uniformity"}
     for baseline in ("random_encoder", "raw_pixels"):
         assert 0 <= results["baselines"][baseline]["linear_probe"]["accuracy"] <= 1
+    fg = results["foreground"]
+    assert fg["bg_gap"] == pytest.approx(fg["variants"]["mixed_same"] - fg["variants"]["mixed_rand"])
+    assert set(fg["full_vs_foreground"]) == {"train: full", "train: foreground"}
+    assert results["robustness"]["label"] == "synthetic corruptions"
+    assert len(results["robustness"]["table"]) == 19
+    assert results["identifiability"]["trained"]["cls"]["metric"] == "accuracy"
+    assert results["identifiability"]["trained"]["bg_texture"]["role"] == "style"
     grounding = results["grounding"]["probe"]
     assert 0 <= grounding["energy_in_mask"] <= 1 and 0 < grounding["energy_baseline"] < 1
     assert (out / "plots" / "cam_overlays.png").is_file()

@@ -1,0 +1,53 @@
+"""Short pre-training runs on a given set of images (for the full-vs-foreground 2×2 protocol)."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .build import build_method
+from .train.config import Config
+from .train.trainer import Trainer
+
+
+class TensorImages:
+    """A minimal training set over a float image tensor (N, 3, H, W) in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+        self.labels = torch.zeros(len(images), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[indices], self.labels[indices]
+
+
+def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Callable[[torch.Tensor], nn.Module]:
+    """``fn(images) -> frozen encoder``: the configured method trained for ``steps`` steps on ``images``.
+
+    Every call starts from the same seed, so two calls differ only in their images."""
+    short = copy.deepcopy(config)
+    short.set("train.steps", steps)
+    short.set("train.epochs", None)
+    short.set("train.batch_size", batch_size)
+    short.set("train.checkpoint_every", 0)
+    short.set("train.time_limit_s", None)
+    short.set("train.tensorboard", False)
+    short.set("optim.warmup_steps", min(config.optim.warmup_steps, steps // 10))
+
+    def pretrain(images: torch.Tensor) -> nn.Module:
+        data = TensorImages(images.cpu())
+        short.set("train.batch_size", min(batch_size, len(data)))
+        method = build_method(short)
+        with tempfile.TemporaryDirectory(prefix="causalcl_pretrain_") as tmp:
+            trainer = Trainer(method, data, lambda x, _i, g: augment.views(x, 2, g), short, tmp)
+            trainer.fit()
+        return trainer.method.encoder.eval()
+
+    return pretrain

@@ -1,0 +1,53 @@
+"""Noise corruptions: gaussian_noise, shot_noise, impulse_noise and the extra speckle_noise.
+
+Hendrycks & Dietterich (ICLR 2019). Each image draws from its own generator (see ``_batch.image_rngs``), in
+the (3, H, W) layout, so float-tensor and uint8 inputs of the same pixels get the same noise. Parameters per
+severity: ``params.IMAGENET`` / ``params.CIFAR``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"]
+
+
+def gaussian_noise(x: np.ndarray, sigma: float, rngs: list[np.random.Generator]) -> np.ndarray:
+    """``clip(x + N(0, sigma^2))`` per pixel and channel."""
+    for i, rng in enumerate(rngs):
+        noise = rng.standard_normal(x.shape[1:], dtype=np.float32)
+        noise *= np.float32(sigma)
+        x[i] += noise
+    return x
+
+
+def shot_noise(x: np.ndarray, lam: float, rngs: list[np.random.Generator]) -> np.ndarray:
+    """Poisson (photon) noise ``Poisson(x * lam) / lam``."""
+    for i, rng in enumerate(rngs):
+        x[i] = rng.poisson(x[i] * np.float32(lam)).astype(np.float32) / np.float32(lam)
+    return x
+
+
+def impulse_noise(x: np.ndarray, amount: float, rngs: list[np.random.Generator]) -> np.ndarray:
+    """Salt-and-pepper noise as ``skimage.util.random_noise(mode="s&p", amount=amount)``.
+
+    Each value (pixel *and* channel independently, as skimage does) is replaced with probability ``amount``,
+    by 0 or 1 with equal odds. One uniform draw decides both (``u < amount / 2`` -> 0, ``< amount`` -> 1), which
+    has skimage's distribution but not its random stream.
+    """
+    half = np.float32(amount / 2.0)
+    for i, rng in enumerate(rngs):
+        u = rng.random(x.shape[1:], dtype=np.float32)
+        xi = x[i]
+        xi[u < half] = 0.0
+        xi[(u >= half) & (u < np.float32(amount))] = 1.0
+    return x
+
+
+def speckle_noise(x: np.ndarray, sigma: float, rngs: list[np.random.Generator]) -> np.ndarray:
+    """Multiplicative noise ``x + x * N(0, sigma^2)`` (extra corruption)."""
+    for i, rng in enumerate(rngs):
+        noise = rng.standard_normal(x.shape[1:], dtype=np.float32)
+        noise *= np.float32(sigma)
+        x[i] += x[i] * noise
+    return x
