@@ -6,32 +6,23 @@ import math
 
 import pytest
 import torch
+from loss_testing import unit, views
 
 from causalcl.losses import align_uniform, alignment, uniformity
-
-
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
 
 
 def naive_alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float) -> torch.Tensor:
     n = z1.shape[0]
     total = torch.zeros((), dtype=torch.float64)
     for i in range(n):
-        diff = _unit(z1[i]) - _unit(z2[i])
+        diff = unit(z1[i]) - unit(z2[i])
         total = total + torch.sqrt((diff * diff).sum()) ** alpha
     return total / n
 
 
 def naive_uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
     n = z.shape[0]
-    x = [_unit(z[i]) for i in range(n)]
+    x = [unit(z[i]) for i in range(n)]
     total, pairs = torch.zeros((), dtype=torch.float64), 0
     for i in range(n):
         for j in range(i + 1, n):
@@ -44,7 +35,7 @@ def naive_uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 4), (9, 8)])
 @pytest.mark.parametrize("alpha", [1.0, 1.5, 2.0, 3.0])
 def test_alignment_matches_naive(n: int, d: int, alpha: float) -> None:
-    z1, z2 = _views(n, d, seed=n + d)
+    z1, z2 = views(n, d, seed=n + d)
     torch.testing.assert_close(
         alignment(z1, z2, alpha=alpha), naive_alignment(z1, z2, alpha), atol=1e-9, rtol=1e-9
     )
@@ -53,7 +44,7 @@ def test_alignment_matches_naive(n: int, d: int, alpha: float) -> None:
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 4), (9, 8)])
 @pytest.mark.parametrize("t", [0.5, 2.0, 3.0])
 def test_uniformity_matches_naive(n: int, d: int, t: float) -> None:
-    z, _ = _views(n, d, seed=n * d)
+    z, _ = views(n, d, seed=n * d)
     a, b = z.clone().requires_grad_(), z.clone().requires_grad_()
     got, want = uniformity(a, t=t), naive_uniformity(b, t)
     torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
@@ -63,7 +54,7 @@ def test_uniformity_matches_naive(n: int, d: int, t: float) -> None:
 
 
 def test_align_uniform_combination() -> None:
-    z1, z2 = _views(6, 5, seed=1)
+    z1, z2 = views(6, 5, seed=1)
     want = (
         3.0 * naive_alignment(z1, z2, 2.0) + 0.5 * (naive_uniformity(z1, 3.0) + naive_uniformity(z2, 3.0)) / 2
     )
@@ -90,7 +81,7 @@ def test_closed_forms() -> None:
 
 
 def test_symmetric_and_scale_and_permutation_invariant() -> None:
-    z1, z2 = _views(7, 4, seed=3)
+    z1, z2 = views(7, 4, seed=3)
     perm = torch.randperm(7, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(alignment(z2, z1), alignment(z1, z2), atol=1e-12, rtol=0)
     torch.testing.assert_close(align_uniform(z2, z1), align_uniform(z1, z2), atol=1e-12, rtol=0)
@@ -100,7 +91,7 @@ def test_symmetric_and_scale_and_permutation_invariant() -> None:
 
 @pytest.mark.parametrize("alpha", [1.5, 2.0])
 def test_gradcheck(alpha: float) -> None:
-    z1, z2 = _views(3, 4, seed=4)
+    z1, z2 = views(3, 4, seed=4)
     args = (z1.requires_grad_(), z2.requires_grad_())
     assert torch.autograd.gradcheck(lambda a, b: alignment(a, b, alpha=alpha), args)
     assert torch.autograd.gradcheck(lambda a: uniformity(a, t=2), (args[0],))

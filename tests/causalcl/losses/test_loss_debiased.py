@@ -7,20 +7,11 @@ import math
 
 import pytest
 import torch
+from loss_testing import check_value_and_grad, unit, views
 
 from causalcl.losses import debiased_info_nce, hard_info_nce, info_nce
 
 CASES = [(2, 3, 0.5, 0.1), (3, 4, 0.1, 0.05), (5, 8, 1.0, 0.3), (8, 4, 0.2, 0.1), (4, 3, 0.5, 0.9)]
-
-
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
 
 
 def naive_hcl(
@@ -29,7 +20,7 @@ def naive_hcl(
     """beta=None: debiased (Chuang et al.); otherwise HCL. Explicit loops over anchors and negatives."""
     n = z1.shape[0]
     m = 2 * n - 2
-    e = [_unit(z1[i]) for i in range(n)] + [_unit(z2[i]) for i in range(n)]
+    e = [unit(z1[i]) for i in range(n)] + [unit(z2[i]) for i in range(n)]
     total = torch.zeros((), dtype=torch.float64)
     for i in range(2 * n):
         p = (i + n) % (2 * n)
@@ -50,21 +41,10 @@ def naive_hcl(
     return total / (2 * n)
 
 
-def _check_value_and_grad(fn, ref, z1: torch.Tensor, z2: torch.Tensor) -> None:
-    a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    b1, b2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    got, want = fn(a1, a2), ref(b1, b2)
-    torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
-    got.backward()
-    want.backward()
-    torch.testing.assert_close(a1.grad, b1.grad, atol=1e-9, rtol=1e-7)
-    torch.testing.assert_close(a2.grad, b2.grad, atol=1e-9, rtol=1e-7)
-
-
 @pytest.mark.parametrize("n,d,t,tp", CASES)
 def test_debiased_matches_naive(n: int, d: int, t: float, tp: float) -> None:
-    z1, z2 = _views(n, d, seed=n + 100 * d)
-    _check_value_and_grad(
+    z1, z2 = views(n, d, seed=n + 100 * d)
+    check_value_and_grad(
         lambda a, b: debiased_info_nce(a, b, temperature=t, tau_plus=tp),
         lambda a, b: naive_hcl(a, b, t, tp, None),
         z1,
@@ -75,8 +55,8 @@ def test_debiased_matches_naive(n: int, d: int, t: float, tp: float) -> None:
 @pytest.mark.parametrize("n,d,t,tp", CASES)
 @pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])
 def test_hard_matches_naive(n: int, d: int, t: float, tp: float, beta: float) -> None:
-    z1, z2 = _views(n, d, seed=n + 100 * d + 7)
-    _check_value_and_grad(
+    z1, z2 = views(n, d, seed=n + 100 * d + 7)
+    check_value_and_grad(
         lambda a, b: hard_info_nce(a, b, temperature=t, tau_plus=tp, beta=beta),
         lambda a, b: naive_hcl(a, b, t, tp, beta),
         z1,
@@ -85,8 +65,8 @@ def test_hard_matches_naive(n: int, d: int, t: float, tp: float, beta: float) ->
 
 
 def test_hard_detached_weights_match_naive_and_change_the_gradient() -> None:
-    z1, z2 = _views(5, 4, seed=11)
-    _check_value_and_grad(
+    z1, z2 = views(5, 4, seed=11)
+    check_value_and_grad(
         lambda a, b: hard_info_nce(a, b, temperature=0.5, tau_plus=0.1, beta=2.0, detach_weights=True),
         lambda a, b: naive_hcl(a, b, 0.5, 0.1, 2.0, detach=True),
         z1,
@@ -101,7 +81,7 @@ def test_hard_detached_weights_match_naive_and_change_the_gradient() -> None:
 
 @pytest.mark.parametrize("tp", [0.0, 0.1, 0.5])
 def test_hard_beta_zero_equals_debiased(tp: float) -> None:
-    z1, z2 = _views(6, 5, seed=3)
+    z1, z2 = views(6, 5, seed=3)
     torch.testing.assert_close(
         hard_info_nce(z1, z2, temperature=0.3, tau_plus=tp, beta=0.0),
         debiased_info_nce(z1, z2, temperature=0.3, tau_plus=tp),
@@ -112,7 +92,7 @@ def test_hard_beta_zero_equals_debiased(tp: float) -> None:
 
 @pytest.mark.parametrize("t", [0.1, 0.5, 1.0])
 def test_debiased_tau_plus_zero_equals_info_nce(t: float) -> None:
-    z1, z2 = _views(7, 3, seed=4)
+    z1, z2 = views(7, 3, seed=4)
     torch.testing.assert_close(
         debiased_info_nce(z1, z2, temperature=t, tau_plus=0.0),
         info_nce(z1, z2, temperature=t),
@@ -139,7 +119,7 @@ def test_debiased_aligned_orthogonal_closed_form(tp: float, t: float) -> None:
 
 def test_hard_large_beta_keeps_only_the_hardest_negative() -> None:
     # beta -> infinity: reweight -> M * max_k exp(s_k / t).
-    z1, z2 = _views(4, 3, seed=5)
+    z1, z2 = views(4, 3, seed=5)
     t, tp, m = 0.5, 0.1, 6
     got = hard_info_nce(z1, z2, temperature=t, tau_plus=tp, beta=2000.0)
     e = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
@@ -155,7 +135,7 @@ def test_hard_large_beta_keeps_only_the_hardest_negative() -> None:
 
 
 def test_symmetric_and_scale_invariant() -> None:
-    z1, z2 = _views(6, 5, seed=6)
+    z1, z2 = views(6, 5, seed=6)
     for fn in (debiased_info_nce, hard_info_nce):
         base = fn(z1, z2)
         torch.testing.assert_close(fn(z2, z1), base, atol=1e-12, rtol=0)
@@ -164,7 +144,7 @@ def test_symmetric_and_scale_invariant() -> None:
 
 def test_float32_small_temperature_is_stable() -> None:
     # exp(s / t) overflows float32 at t = 0.01; the log-space evaluation must not.
-    z1, z2 = _views(8, 16, seed=7)
+    z1, z2 = views(8, 16, seed=7)
     z2 = z1 + 3.0 * torch.randn(8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     for fn in (debiased_info_nce, hard_info_nce):
         got = fn(z1.float(), z2.float(), temperature=0.01)
@@ -174,7 +154,7 @@ def test_float32_small_temperature_is_stable() -> None:
 
 @pytest.mark.parametrize("tp", [0.1, 0.9])
 def test_gradcheck(tp: float) -> None:
-    z1, z2 = _views(3, 4, seed=8)
+    z1, z2 = views(3, 4, seed=8)
     args = (z1.requires_grad_(), z2.requires_grad_())
     assert torch.autograd.gradcheck(lambda a, b: debiased_info_nce(a, b, temperature=0.4, tau_plus=tp), args)
     assert torch.autograd.gradcheck(lambda a, b: hard_info_nce(a, b, temperature=0.4, tau_plus=tp), args)

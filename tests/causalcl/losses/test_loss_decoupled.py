@@ -6,33 +6,24 @@ import math
 
 import pytest
 import torch
+from loss_testing import check_value_and_grad, unit, views
 
 from causalcl.losses import decoupled_info_nce, decoupled_weighted_info_nce
 
 CASES = [(2, 3, 0.1), (3, 4, 0.5), (5, 8, 1.0), (8, 4, 0.2)]
 
 
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
-
-
 def naive_weights(z1: torch.Tensor, z2: torch.Tensor, sigma: float) -> list[float]:
     """w_i = 2 - exp(s_i / sigma) / mean_j exp(s_j / sigma), as plain floats (constants)."""
     n = z1.shape[0]
-    s = [float((_unit(z1[i]) * _unit(z2[i])).sum()) for i in range(n)]
+    s = [float((unit(z1[i]) * unit(z2[i])).sum()) for i in range(n)]
     mean = sum(math.exp(v / sigma) for v in s) / n
     return [2 - math.exp(v / sigma) / mean for v in s]
 
 
 def naive_dcl(z1: torch.Tensor, z2: torch.Tensor, t: float, weights: list[float] | None) -> torch.Tensor:
     n = z1.shape[0]
-    e = [_unit(z1[i]) for i in range(n)] + [_unit(z2[i]) for i in range(n)]
+    e = [unit(z1[i]) for i in range(n)] + [unit(z2[i]) for i in range(n)]
     total = torch.zeros((), dtype=torch.float64)
     for i in range(2 * n):
         p = (i + n) % (2 * n)
@@ -48,21 +39,10 @@ def naive_dcl(z1: torch.Tensor, z2: torch.Tensor, t: float, weights: list[float]
     return total / (2 * n)
 
 
-def _check_value_and_grad(fn, ref, z1: torch.Tensor, z2: torch.Tensor) -> None:
-    a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    b1, b2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    got, want = fn(a1, a2), ref(b1, b2)
-    torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
-    got.backward()
-    want.backward()
-    torch.testing.assert_close(a1.grad, b1.grad, atol=1e-9, rtol=1e-7)
-    torch.testing.assert_close(a2.grad, b2.grad, atol=1e-9, rtol=1e-7)
-
-
 @pytest.mark.parametrize("n,d,t", CASES)
 def test_dcl_matches_naive(n: int, d: int, t: float) -> None:
-    z1, z2 = _views(n, d, seed=n * 3 + d)
-    _check_value_and_grad(
+    z1, z2 = views(n, d, seed=n * 3 + d)
+    check_value_and_grad(
         lambda a, b: decoupled_info_nce(a, b, temperature=t), lambda a, b: naive_dcl(a, b, t, None), z1, z2
     )
 
@@ -71,9 +51,9 @@ def test_dcl_matches_naive(n: int, d: int, t: float) -> None:
 @pytest.mark.parametrize("sigma", [0.5, 2.0])
 def test_dclw_matches_naive_with_detached_weights(n: int, d: int, t: float, sigma: float) -> None:
     # The reference holds w_i as constants: equal gradients mean the library's weights are detached.
-    z1, z2 = _views(n, d, seed=n * 3 + d + 1)
+    z1, z2 = views(n, d, seed=n * 3 + d + 1)
     w = naive_weights(z1, z2, sigma)
-    _check_value_and_grad(
+    check_value_and_grad(
         lambda a, b: decoupled_info_nce(a, b, temperature=t, weight_sigma=sigma),
         lambda a, b: naive_dcl(a, b, t, w),
         z1,
@@ -83,7 +63,7 @@ def test_dclw_matches_naive_with_detached_weights(n: int, d: int, t: float, sigm
 
 def test_dclw_weights_are_not_constant_on_generic_inputs() -> None:
     # Guards the factor N: without it w_i ~= 2 and DCLW ~= DCL with a doubled positive term.
-    z1, z2 = _views(6, 4, seed=2)
+    z1, z2 = views(6, 4, seed=2)
     w = naive_weights(z1, z2, 0.5)
     assert sum(w) / len(w) == pytest.approx(1.0, abs=1e-12)
     assert max(w) - min(w) > 0.1
@@ -119,7 +99,7 @@ def test_aligned_orthogonal_closed_form(t: float) -> None:
 
 
 def test_symmetric_and_scale_invariant_and_dclw_alias() -> None:
-    z1, z2 = _views(6, 5, seed=4)
+    z1, z2 = views(6, 5, seed=4)
     for sigma in (None, 0.5):
         base = decoupled_info_nce(z1, z2, weight_sigma=sigma)
         torch.testing.assert_close(decoupled_info_nce(z2, z1, weight_sigma=sigma), base, atol=1e-12, rtol=0)
@@ -132,7 +112,7 @@ def test_symmetric_and_scale_invariant_and_dclw_alias() -> None:
 
 
 def test_gradcheck_dcl() -> None:
-    z1, z2 = _views(3, 4, seed=5)
+    z1, z2 = views(3, 4, seed=5)
     assert torch.autograd.gradcheck(
         lambda a, b: decoupled_info_nce(a, b, temperature=0.3), (z1.requires_grad_(), z2.requires_grad_())
     )
@@ -141,7 +121,7 @@ def test_gradcheck_dcl() -> None:
 def test_gradcheck_dclw_with_frozen_weights() -> None:
     # The weights are detached, so DCLW's gradient is that of DCL with fixed w: check the library's
     # analytic gradient against finite differences of the frozen-weight objective.
-    z1, z2 = _views(3, 4, seed=6)
+    z1, z2 = views(3, 4, seed=6)
     w = naive_weights(z1, z2, 0.5)
     a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     decoupled_info_nce(a1, a2, temperature=0.3, weight_sigma=0.5).backward()

@@ -6,27 +6,18 @@ import math
 
 import pytest
 import torch
+from loss_testing import check_value_and_grad, unit, views
 
 from causalcl.losses import hard_threshold_info_nce, info_nce
 
 CASES = [(2, 3, 0.2), (3, 4, 0.1), (5, 8, 0.5), (8, 4, 1.0)]
 
 
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
-
-
 def naive_hard(
     z1: torch.Tensor, z2: torch.Tensor, t: float, top_k: int | None, threshold: float | None
 ) -> torch.Tensor:
     n = z1.shape[0]
-    e = [_unit(z1[i]) for i in range(n)] + [_unit(z2[i]) for i in range(n)]
+    e = [unit(z1[i]) for i in range(n)] + [unit(z2[i]) for i in range(n)]
     total = torch.zeros((), dtype=torch.float64)
     for i in range(2 * n):
         p = (i + n) % (2 * n)
@@ -43,23 +34,12 @@ def naive_hard(
     return total / (2 * n)
 
 
-def _check_value_and_grad(fn, ref, z1: torch.Tensor, z2: torch.Tensor) -> None:
-    a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    b1, b2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-    got, want = fn(a1, a2), ref(b1, b2)
-    torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
-    got.backward()
-    want.backward()
-    torch.testing.assert_close(a1.grad, b1.grad, atol=1e-9, rtol=1e-7)
-    torch.testing.assert_close(a2.grad, b2.grad, atol=1e-9, rtol=1e-7)
-
-
 @pytest.mark.parametrize("n,d,t", CASES)
 @pytest.mark.parametrize("top_k", [1, 2, None])
 def test_top_k_matches_naive(n: int, d: int, t: float, top_k: int | None) -> None:
-    z1, z2 = _views(n, d, seed=n * 5 + d)
+    z1, z2 = views(n, d, seed=n * 5 + d)
     k = max(1, (2 * n - 2) // 4) if top_k is None else top_k
-    _check_value_and_grad(
+    check_value_and_grad(
         lambda a, b: hard_threshold_info_nce(a, b, temperature=t, top_k=top_k),
         lambda a, b: naive_hard(a, b, t, k, None),
         z1,
@@ -70,8 +50,8 @@ def test_top_k_matches_naive(n: int, d: int, t: float, top_k: int | None) -> Non
 @pytest.mark.parametrize("n,d,t", CASES)
 @pytest.mark.parametrize("threshold", [-1.0, -0.2, 0.0, 0.3, 1.0])
 def test_threshold_matches_naive(n: int, d: int, t: float, threshold: float) -> None:
-    z1, z2 = _views(n, d, seed=n * 5 + d + 1)
-    _check_value_and_grad(
+    z1, z2 = views(n, d, seed=n * 5 + d + 1)
+    check_value_and_grad(
         lambda a, b: hard_threshold_info_nce(a, b, temperature=t, threshold=threshold),
         lambda a, b: naive_hard(a, b, t, None, threshold),
         z1,
@@ -80,7 +60,7 @@ def test_threshold_matches_naive(n: int, d: int, t: float, threshold: float) -> 
 
 
 def test_keeping_every_negative_is_info_nce() -> None:
-    z1, z2 = _views(5, 4, seed=2)
+    z1, z2 = views(5, 4, seed=2)
     want = info_nce(z1, z2, temperature=0.2)
     torch.testing.assert_close(hard_threshold_info_nce(z1, z2, top_k=8), want, atol=1e-12, rtol=0)
     torch.testing.assert_close(hard_threshold_info_nce(z1, z2, threshold=-1.0), want, atol=1e-12, rtol=0)
@@ -100,7 +80,7 @@ def test_aligned_orthogonal_closed_form(k: int) -> None:
 
 
 def test_symmetric_and_scale_invariant() -> None:
-    z1, z2 = _views(6, 5, seed=3)
+    z1, z2 = views(6, 5, seed=3)
     for kw in ({}, {"top_k": 3}, {"threshold": 0.1}):
         base = hard_threshold_info_nce(z1, z2, **kw)
         torch.testing.assert_close(hard_threshold_info_nce(z2, z1, **kw), base, atol=1e-12, rtol=0)
@@ -109,7 +89,7 @@ def test_symmetric_and_scale_invariant() -> None:
 
 @pytest.mark.parametrize("kw", [{"top_k": 2}, {"threshold": 0.0}])
 def test_gradcheck(kw: dict) -> None:
-    z1, z2 = _views(3, 4, seed=4)
+    z1, z2 = views(3, 4, seed=4)
     assert torch.autograd.gradcheck(
         lambda a, b: hard_threshold_info_nce(a, b, temperature=0.3, **kw),
         (z1.requires_grad_(), z2.requires_grad_()),

@@ -6,25 +6,16 @@ import math
 
 import pytest
 import torch
+from loss_testing import unit, views
 
 from causalcl.losses import info_nce
 
 CASES = [(2, 3, 0.5), (3, 4, 0.1), (5, 8, 1.0), (8, 4, 0.2), (6, 2, 0.07)]
 
 
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
-
-
 def naive_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> torch.Tensor:
     n = z1.shape[0]
-    e = [_unit(z1[i]) for i in range(n)] + [_unit(z2[i]) for i in range(n)]
+    e = [unit(z1[i]) for i in range(n)] + [unit(z2[i]) for i in range(n)]
     total = torch.zeros((), dtype=torch.float64)
     for i in range(2 * n):
         p = (i + n) % (2 * n)
@@ -39,7 +30,7 @@ def naive_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("n,d,t", CASES)
 def test_matches_naive_value_and_gradient(n: int, d: int, t: float) -> None:
-    z1, z2 = _views(n, d, seed=n * 10 + d)
+    z1, z2 = views(n, d, seed=n * 10 + d)
     a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     b1, b2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     got, want = info_nce(a1, a2, temperature=t), naive_nt_xent(b1, b2, t)
@@ -66,7 +57,7 @@ def test_aligned_orthogonal_closed_form(t: float) -> None:
 
 
 def test_symmetric_and_scale_invariant() -> None:
-    z1, z2 = _views(6, 5, seed=1)
+    z1, z2 = views(6, 5, seed=1)
     base = info_nce(z1, z2, temperature=0.3)
     torch.testing.assert_close(info_nce(z2, z1, temperature=0.3), base, atol=1e-12, rtol=0)
     scale = torch.rand(6, 1, dtype=torch.float64) * 10 + 0.1
@@ -74,13 +65,13 @@ def test_symmetric_and_scale_invariant() -> None:
 
 
 def test_permuting_pairs_leaves_loss_unchanged() -> None:
-    z1, z2 = _views(7, 4, seed=2)
+    z1, z2 = views(7, 4, seed=2)
     perm = torch.randperm(7, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(info_nce(z1[perm], z2[perm]), info_nce(z1, z2), atol=1e-12, rtol=0)
 
 
 def test_float32_small_temperature_is_finite() -> None:
-    z1, z2 = _views(8, 16, seed=3)
+    z1, z2 = views(8, 16, seed=3)
     z2 = z1 + 3.0 * torch.randn(8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     got = info_nce(z1.float(), z2.float(), temperature=0.01)
     assert torch.isfinite(got)
@@ -88,7 +79,7 @@ def test_float32_small_temperature_is_finite() -> None:
 
 
 def test_gradcheck() -> None:
-    z1, z2 = _views(3, 4, seed=4)
+    z1, z2 = views(3, 4, seed=4)
     assert torch.autograd.gradcheck(
         lambda a, b: info_nce(a, b, temperature=0.4), (z1.requires_grad_(), z2.requires_grad_())
     )

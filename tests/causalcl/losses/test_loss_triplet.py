@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from loss_testing import unit, views
 
 from causalcl.losses import triplet
 
 CASES = [(2, 3, 0.5), (3, 4, 0.2), (5, 8, 1.0), (8, 4, 0.5)]
 
 
-def _views(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return z1, z1 + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum())
-
-
 def naive_triplet(z1: torch.Tensor, z2: torch.Tensor, margin: float, negatives: str) -> torch.Tensor:
     n = z1.shape[0]
-    views = ([_unit(v) for v in z1], [_unit(v) for v in z2])
+    views = ([unit(v) for v in z1], [unit(v) for v in z2])
     total = torch.zeros((), dtype=torch.float64)
     for a_view in (0, 1):  # both directions
         for i in range(n):
@@ -40,7 +31,7 @@ def naive_triplet(z1: torch.Tensor, z2: torch.Tensor, margin: float, negatives: 
 @pytest.mark.parametrize("n,d,margin", CASES)
 @pytest.mark.parametrize("negatives", ["hardest", "all"])
 def test_matches_naive(n: int, d: int, margin: float, negatives: str) -> None:
-    z1, z2 = _views(n, d, seed=n * 7 + d)
+    z1, z2 = views(n, d, seed=n * 7 + d)
     a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     b1, b2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     got, want = triplet(a1, a2, margin=margin, negatives=negatives), naive_triplet(b1, b2, margin, negatives)
@@ -63,12 +54,12 @@ def test_closed_forms(negatives: str) -> None:
 
 
 def test_hardest_is_at_least_all() -> None:
-    z1, z2 = _views(6, 4, seed=1)
+    z1, z2 = views(6, 4, seed=1)
     assert triplet(z1, z2, negatives="hardest").item() >= triplet(z1, z2, negatives="all").item()
 
 
 def test_symmetric_and_scale_invariant() -> None:
-    z1, z2 = _views(6, 5, seed=2)
+    z1, z2 = views(6, 5, seed=2)
     for negatives in ("hardest", "all"):
         base = triplet(z1, z2, negatives=negatives)
         torch.testing.assert_close(triplet(z2, z1, negatives=negatives), base, atol=1e-12, rtol=0)
@@ -77,7 +68,7 @@ def test_symmetric_and_scale_invariant() -> None:
 
 @pytest.mark.parametrize("negatives", ["hardest", "all"])
 def test_gradcheck(negatives: str) -> None:
-    z1, z2 = _views(3, 4, seed=3)
+    z1, z2 = views(3, 4, seed=3)
     assert torch.autograd.gradcheck(
         lambda a, b: triplet(a, b, margin=0.8, negatives=negatives),
         (z1.requires_grad_(), z2.requires_grad_()),
