@@ -64,15 +64,34 @@ class Context:
                                                             feats["test"].x, feats["test"].y)
         return self._cache["probe"]
 
-    def classifier(self) -> nn.Module:
-        """Encoder followed by the content probe: images → class logits (for CAMs and robustness)."""
-        return nn.Sequential(self.encoder, self.content_probe().classifier.to(self.device)).eval()
+    def confounded_probe(self) -> evaluations.ProbeResult:
+        """The same probe fit on a probe-sized subset of the confounded ``train`` split (where the
+        background predicts the class), scored on ``test``."""
+        if "confounded_probe" not in self._cache:
+            feats = self.features()
+            idx = confounded_subset(len(feats["train"].x), len(feats["probe"].x), self.seed)
+            self._cache["confounded_probe"] = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx],
+                                                                       feats["test"].x, feats["test"].y)
+        return self._cache["confounded_probe"]
+
+    def classifier(self, probe: str = "content") -> nn.Module:
+        """Encoder followed by a probe (``content`` or ``confounded``): images → class logits."""
+        result = self.content_probe() if probe == "content" else self.confounded_probe()
+        return nn.Sequential(self.encoder, result.classifier.to(self.device)).eval()
 
     def test_images(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` test images (float, on the device) and labels."""
         n = len(self.splits.test) if n is None else min(n, len(self.splits.test))
         images, labels = self.splits.test.get_batch(torch.arange(n))
         return images.to(self.device), labels
+
+
+def confounded_subset(n_train: int, n_probe: int, seed: int) -> torch.Tensor:
+    """Seeded indices of ``min(n_train, n_probe)`` training items: the confounded probe is fit on as
+    many samples as the unconfounded one, so the spurious gap measures the environment, not the
+    sample count."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_train, generator=gen)[:min(n_train, n_probe)].sort().values
 
 
 @torch.inference_mode()

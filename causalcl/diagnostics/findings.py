@@ -32,8 +32,22 @@ def findings(results: dict[str, Any]) -> list[str]:
                    f"{ground['energy_baseline']:.1%} for a uniform map: "
                    + ("the maps concentrate on the object." if focused else "the maps do not single out the object."))
     fg = results.get("foreground", {})
-    if "bg_gap" in fg:
-        out.append(f"BG-gap {100 * fg['bg_gap']:.1f} points (mixed-same minus mixed-rand backgrounds): "
-                   + ("predictions follow the background." if fg["bg_gap"] > 0.05 else
-                      "predictions depend little on which background the object sits on."))
+    for key, who in (("", "content probe"), ("confounded_probe", "probe fit on confounded data")):
+        part = fg.get(key, {}) if key else fg
+        if "bg_gap" in part:
+            out.append(f"BG-gap of the {who} {100 * part['bg_gap']:.1f} points (mixed-same minus mixed-rand "
+                       "backgrounds): " + ("its predictions follow the background." if part["bg_gap"] > 0.05 else
+                                          "its predictions depend little on the background."))
+    matrix = fg.get("full_vs_foreground")
+    if matrix:
+        cells = {(r.split(": ")[1], c.split(": ")[1]): v for r, row in matrix.items() for c, v in row.items()}
+        out.append("2×2 full-vs-foreground: trained on full images → "
+                   f"{cells[('full', 'full')]:.1%} full / {cells[('full', 'foreground')]:.1%} foreground; trained on "
+                   f"foregrounds → {cells[('foreground', 'full')]:.1%} / {cells[('foreground', 'foreground')]:.1%}.")
+    ident = results.get("identifiability", {}).get("trained", {})
+    style = {k: v for k, v in ident.items() if v.get("role") == "style" and v.get("metric") == "accuracy"}
+    if "cls" in ident and style:
+        name, best = max(style.items(), key=lambda kv: kv[1]["score"])
+        out.append(f"Read-out: {name} (style) {best['score']:.1%} (chance {best['chance']:.1%}) vs the class "
+                   f"{ident['cls']['score']:.1%} (chance {ident['cls']['chance']:.1%}).")
     return out

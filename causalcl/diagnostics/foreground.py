@@ -24,7 +24,8 @@ VARIANTS_NOTE = (
     "black), no_fg (object black), only_bg (object box filled with tiled background), and the object pasted "
     "pixel for pixel onto the background of an image of the same class (mixed_same), a random class "
     "(mixed_rand) or the next class (mixed_next). BG-gap = mixed_same − mixed_rand: how much predictions follow "
-    "the background.")
+    "the background. 'variants' use the content probe (fit on unconfounded data); 'confounded_probe' uses the "
+    "probe fit on the confounded training split, which can learn to read the background from the features.")
 MATRIX_NOTE = (
     "The 2×2 protocol of the ICL-MSR seed: rows = what the encoder was pre-trained on (full images or "
     "foreground-only images, same method, budget and seed), columns = what the linear probe is fit and scored "
@@ -46,7 +47,17 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
     values: dict[str, Any] = {"variants": accs, "bg_gap": gap}
     ctx.report.add("foreground", values, note=VARIANTS_NOTE)
     ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap), section="foreground",
-                        caption=f"Accuracy per background variant; BG-gap {100 * gap:.1f} points.")
+                        caption=f"Content probe: accuracy per background variant; BG-gap {100 * gap:.1f} points.")
+    if ctx.splits.has_environments:  # the probe fit where the background predicts the class
+        conf = foreground.background_variant_accuracies(ctx.classifier("confounded"), views, labels,
+                                                        batch_size=ctx.batch_size, device=ctx.device)
+        conf_gap = foreground.bg_gap(conf["mixed_same"], conf["mixed_rand"])
+        values["confounded_probe"] = {"variants": conf, "bg_gap": conf_gap}
+        ctx.report.add("foreground", {"confounded_probe": values["confounded_probe"]})
+        ctx.report.add_plot("background_variants_confounded", foreground.plot_variant_bars(conf, conf_gap),
+                            section="foreground", caption=(
+                                f"Probe fit on the confounded training split: BG-gap {100 * conf_gap:.1f} points — "
+                                "how far a classifier built on these features follows the background."))
     train_fn: Callable[[torch.Tensor], nn.Module] | None = ctx.options.get("pretrain_fn")
     if train_fn is not None:
         data = {"train": _split_arrays(ctx.splits.probe), "test": (images, masks, labels)}

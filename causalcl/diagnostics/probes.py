@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 import evaluations
 
-from .context import Context
+from .context import Context, confounded_subset
 from .plots import probe_bars
 
 LINEAR_NOTE = (
@@ -24,24 +22,19 @@ KNN_NOTE = ("Weighted kNN (cosine, weights exp(s/T), InstDisc protocol): probe s
             "as queries.")
 
 
-def confounded_subset(n_train: int, n_probe: int, seed: int) -> torch.Tensor:
-    """Seeded indices of ``min(n_train, n_probe)`` training items: the confounded probe is fit on as
-    many samples as the unconfounded one, so the spurious gap measures the environment, not the
-    sample count."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randperm(n_train, generator=gen)[:min(n_train, n_probe)].sort().values
-
-
 def linear_protocol(feats: dict[str, Any], has_environments: bool, seed: int = 0,
-                    main: evaluations.ProbeResult | None = None) -> dict[str, float]:
+                    main: evaluations.ProbeResult | None = None,
+                    confounded: evaluations.ProbeResult | None = None) -> dict[str, float]:
     """Probe fit on ``probe`` scored on ``test``; with environments also fit on (a probe-sized subset of)
     the confounded ``train`` split, and the difference of the two accuracies (the spurious gap)."""
     probe, test = feats["probe"], feats["test"]
     main = main or evaluations.linear_probe(probe.x, probe.y, test.x, test.y)
     out = {"accuracy": main.accuracy, "weight_decay": main.weight_decay}
     if has_environments:
-        idx = confounded_subset(len(feats["train"].x), len(probe.x), seed)
-        conf = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx], test.x, test.y)
+        if confounded is None:
+            idx = confounded_subset(len(feats["train"].x), len(probe.x), seed)
+            confounded = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx], test.x, test.y)
+        conf = confounded
         out["confounded_fit_accuracy"] = conf.accuracy
         out["spurious_gap"] = main.accuracy - conf.accuracy
     return out
@@ -53,7 +46,9 @@ def _pixels(dataset: Any) -> evaluations.Features:
 
 def run_linear(ctx: Context) -> dict[str, Any]:
     envs = ctx.splits.has_environments
-    results = {"linear_probe": linear_protocol(ctx.features(), envs, ctx.seed, main=ctx.content_probe())}
+    confounded = ctx.confounded_probe() if envs else None
+    results = {"linear_probe": linear_protocol(ctx.features(), envs, ctx.seed, main=ctx.content_probe(),
+                                               confounded=confounded)}
     pixel_feats = {name: _pixels(getattr(ctx.splits, name)) for name in ("train", "probe", "test")}
     results["baselines"] = {
         "random_encoder": {"linear_probe": linear_protocol(ctx.features("random"), envs, ctx.seed)},

@@ -75,7 +75,7 @@ class EvalConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     batch_size: int = 512
-    fgbg_steps: int = 100  # pre-training steps of each encoder of the 2×2 full-vs-foreground protocol (0 = skip)
+    fgbg_steps: int = 80  # pre-training steps of each encoder of the 2×2 full-vs-foreground protocol (0 = skip)
     fgbg_batch_size: int = 128
     robustness_images: int = 500  # test images corrupted (× 19 corruptions × 5 severities)
     cam_images: int = 256
