@@ -122,7 +122,8 @@ def test_uint8_and_float_agree():
 # Loose (a 15 % dip allowed, 25 % for the random texture layers fog and frost, whose distance depends on the
 # draw — frost's built-in substitute, used when imagecorruptions-imaug is not installed, dips ~20 % at ImageNet
 # severity 3 on two 64-px images — and severity 5 above severity 1): glass_blur (CIFAR sigmas .05 .25 .4 .25
-# .4; ImageNet severities 1/2 and 3/4 trade sigma against displacement) and motion_blur (CIFAR severities 3 and 4 differ only in a kernel tail of weight < 1e-4).
+# .4; ImageNet severities 1/2 and 3/4 trade sigma against displacement) and motion_blur (CIFAR severities 3 and 4
+# differ only in a kernel tail of weight < 1e-4).
 EXEMPT = {"elastic_transform", "saturate", "spatter"}
 LOOSE = {"fog", "frost", "glass_blur", "motion_blur"}
 
