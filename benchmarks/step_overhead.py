@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="convnet_small")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
 
     config = Config()
