@@ -8,6 +8,7 @@ going through a ``DataLoader`` of per-item calls.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -153,7 +154,7 @@ def _to_numpy(value: Any) -> Any:
     return value
 
 
-class SCMImageDataset(TensorImageDataset):
+class SCMImageDataset(TensorImageDataset, metaclass=ABCMeta):
     """A dataset generated from an SCM plus a renderer, with true interventions.
 
     Subclasses build the base SCM (:meth:`build_scm`), sample the renderer's own exogenous noise
@@ -174,23 +175,26 @@ class SCMImageDataset(TensorImageDataset):
     render_batch: int = 512
 
     # -- to implement -----------------------------------------------------------------------
-    def build_scm(self) -> SCM:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def build_scm(self) -> SCM:
+        """The SCM of the training environment."""
 
-    def split_scm(self, scm: SCM, split: str) -> SCM:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def split_scm(self, scm: SCM, split: str) -> SCM:
+        """The SCM of ``split`` (``probe``/``test``: the confounding edge cut by an intervention)."""
 
     def sample_render_noise(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         return {}
 
+    @abstractmethod
     def render(
         self, values: Mapping[str, np.ndarray], render_noise: Mapping[str, np.ndarray]
-    ) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    ) -> tuple[Tensor, Tensor]:
         """Return images float ``(B,3,H,W)`` in [0,1] and masks bool ``(B,H,W)``."""
-        raise NotImplementedError
 
-    def generation_params(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def generation_params(self) -> dict[str, Any]:
+        """Every parameter the rendered arrays depend on (the cache key)."""
 
     # -- construction -------------------------------------------------------------------------
     def _generate(
