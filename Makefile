@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: .venv
-	$(BIN)/python scripts/train_then_diagnose.py --out runs/demo --time-limit 420
+	$(BIN)/python scripts/train_then_diagnose.py --out runs/demo --time-limit 330
 
 lint: .venv
 	$(BIN)/ruff check .

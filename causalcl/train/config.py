@@ -56,7 +56,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 500
+    steps: int = 450
     epochs: float | None = None  # when set, overrides steps: epochs × (len(train) // batch_size)
     time_limit_s: float | None = None  # stop early after this many seconds of training (the schedule keeps `steps`)
     batch_size: int = 256
@@ -75,9 +75,9 @@ class EvalConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     batch_size: int = 512
-    fgbg_steps: int = 80  # pre-training steps of each encoder of the 2×2 full-vs-foreground protocol (0 = skip)
+    fgbg_steps: int = 40  # pre-training steps of each encoder of the 2×2 full-vs-foreground protocol (0 = skip)
     fgbg_batch_size: int = 128
-    robustness_images: int = 500  # test images corrupted (× 19 corruptions × 5 severities)
+    robustness_images: int = 300  # test images corrupted (× 19 corruptions × 5 severities)
     cam_images: int = 256
 
 
