@@ -197,6 +197,7 @@ class Report:
         self._plots: list[_Plot] = []
         self._tables: list[_Table] = []
         self._headline: list[str] | None = None
+        self._finding_sections: set[str] = set()
 
     # ------------------------------------------------------------------ collecting
     def add(self, section: str, values: dict[str, Any], *, note: str | None = None) -> None:
@@ -218,6 +219,12 @@ class Report:
             raise ValueError(f"html_or_text: expected a string, got {type(html_or_text).__name__}")
         self._results.setdefault(section, {})
         self._notes.setdefault(section, []).append(html_or_text)
+
+    def add_finding(self, section: str, text: str) -> None:
+        """Attach a plain-language finding to ``section`` (shown as "Finding." instead of "How to read this.");
+        a section holds either findings or reading notes."""
+        self.add_text(section, text)
+        self._finding_sections.add(_check_section(section))
 
     def add_plot(self, name: str, fig: Any, caption: str = "", *, section: str | None = None) -> Path:
         """Save ``fig`` (a matplotlib Figure) as ``plots/<name>.png`` now and keep it for the HTML page.
@@ -354,7 +361,8 @@ class Report:
         for section in sections:
             parts.append(f"<section id='{ids[section]}'><h2>{esc(section)}</h2>")
             for note in self._notes.get(section, []):
-                parts.append(f"<div class='note'><strong>How to read this.</strong> {_note_html(note)}</div>")
+                label = "Finding." if section in self._finding_sections else "How to read this."
+                parts.append(f"<div class='note'><strong>{label}</strong> {_note_html(note)}</div>")
             values = self._results[section]
             scalars, matrices = _split_matrices(values)
             if scalars:

@@ -88,7 +88,7 @@ def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
     if skipped:
         ctx.report.add("run", {"skipped_diagnostics": skipped})
     for sentence in findings(results):
-        ctx.report.add_text("run", sentence)
+        ctx.report.add_finding("run", sentence)
     flat = flatten(results, lists=False)
     ctx.report.set_headline(["run.steps", "run.train_seconds", *(k for k in HEADLINE if k in flat)])
     return results

@@ -64,8 +64,6 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
         matrix = foreground.full_vs_foreground(train_fn, data, batch_size=ctx.batch_size, device=ctx.device)
         values["full_vs_foreground"] = matrix.as_dict()
         ctx.report.add("foreground", {"full_vs_foreground": values["full_vs_foreground"]}, note=MATRIX_NOTE)
-        ctx.report.add_table("full_vs_foreground", matrix.table, section="foreground",
-                             caption="Probe accuracy: rows = pre-training images, columns = probe/test images.")
         ctx.report.add_plot("full_vs_foreground", matrix.plot(), section="foreground",
                             caption="The 2×2 full-vs-foreground matrix (ICL-MSR seed).")
     return {"foreground": values}

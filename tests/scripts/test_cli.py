@@ -42,6 +42,7 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert "linear_probe" in printed and "Spurious gap" in printed  # the summary table and the findings
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
+    assert "Finding." in html and "How to read this." in html
 
 
 def test_unknown_method_lists_valid_names(tmp_path, capsys):
