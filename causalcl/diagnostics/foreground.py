@@ -17,7 +17,7 @@ from torch import nn
 
 from evaluations import foreground
 
-from .context import Context
+from .context import Context, confounded_subset
 
 VARIANTS_NOTE = (
     "Accuracy of the encoder + content probe on ImageNet-9 style variants of the test split: only_fg (background "
@@ -25,7 +25,9 @@ VARIANTS_NOTE = (
     "pixel for pixel onto the background of an image of the same class (mixed_same), a random class "
     "(mixed_rand) or the next class (mixed_next). BG-gap = mixed_same − mixed_rand: how much predictions follow "
     "the background. 'variants' use the content probe (fit on unconfounded data); 'confounded_probe' uses the "
-    "probe fit on the confounded training split, which can learn to read the background from the features.")
+    "probe fit on the confounded training split, which can learn to read the background from the features. On the "
+    "embedded data the variants are built from training-environment images no probe was fit on, where the "
+    "background follows the class (rho), as in natural images.")
 MATRIX_NOTE = (
     "The 2×2 protocol of the ICL-MSR seed: rows = what the encoder was pre-trained on (full images or "
     "foreground-only images, same method, budget and seed), columns = what the linear probe is fit and scored "
@@ -38,13 +40,30 @@ def _split_arrays(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return images, dataset.masks, labels
 
 
+def _variant_images(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Images for the background variants. With environments (embedded SCM data) they come from the confounded
+    training environment — items no probe was fit on — so that, as in natural data (ImageNet-9), a same-class
+    background carries the class's texture; the unconfounded test split would make mixed_same and mixed_rand
+    indistinguishable. Otherwise (or when the training split has too few spare items) the test split."""
+    splits = ctx.splits
+    idx = torch.zeros(0, dtype=torch.long)
+    if splits.has_environments:
+        free = torch.ones(len(splits.train), dtype=torch.bool)
+        free[confounded_subset(len(splits.train), len(splits.probe), ctx.seed)] = False
+        idx = free.nonzero().flatten()[: len(splits.test)]
+    if idx.numel() < 2 * len(splits.test.class_names):  # no environments, or a train split too small to spare
+        return (*_split_arrays(splits.test), "test")
+    images, labels = splits.train.get_batch(idx)
+    return images, splits.train.masks[idx], labels, "train (confounded environment, items no probe was fit on)"
+
+
 def run_fgbg(ctx: Context) -> dict[str, Any]:
-    images, masks, labels = _split_arrays(ctx.splits.test)
+    images, masks, labels, source = _variant_images(ctx)
     views = foreground.variants(images, masks, labels, seed=ctx.seed, num_classes=len(ctx.splits.test.class_names))
     accs = foreground.background_variant_accuracies(ctx.classifier(), views, labels, batch_size=ctx.batch_size,
                                                     device=ctx.device)
     gap = foreground.bg_gap(accs["mixed_same"], accs["mixed_rand"])
-    values: dict[str, Any] = {"variants": accs, "bg_gap": gap}
+    values: dict[str, Any] = {"variants": accs, "bg_gap": gap, "variant_images": source}
     ctx.report.add("foreground", values, note=VARIANTS_NOTE)
     ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap), section="foreground",
                         caption=f"Content probe: accuracy per background variant; BG-gap {100 * gap:.1f} points.")
@@ -60,7 +79,7 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
                                 "how far a classifier built on these features follows the background."))
     train_fn: Callable[[torch.Tensor], nn.Module] | None = ctx.options.get("pretrain_fn")
     if train_fn is not None:
-        data = {"train": _split_arrays(ctx.splits.probe), "test": (images, masks, labels)}
+        data = {"train": _split_arrays(ctx.splits.probe), "test": _split_arrays(ctx.splits.test)}
         matrix = foreground.full_vs_foreground(train_fn, data, batch_size=ctx.batch_size, device=ctx.device)
         values["full_vs_foreground"] = matrix.as_dict()
         ctx.report.add("foreground", {"full_vs_foreground": values["full_vs_foreground"]}, note=MATRIX_NOTE)
