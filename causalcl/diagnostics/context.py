@@ -92,13 +92,3 @@ def confounded_subset(n_train: int, n_probe: int, seed: int) -> torch.Tensor:
     sample count."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n_train, generator=gen)[:min(n_train, n_probe)].sort().values
-
-
-@torch.inference_mode()
-def encode(encoder: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Features of a tensor of images, in eval mode (the encoder's mode is restored)."""
-    was_training = encoder.training
-    encoder.eval()
-    out = torch.cat([encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    encoder.train(was_training)
-    return out.float().cpu()

@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 
+import evaluations
 from evaluations import geometry, spectrum
 
-from .context import Context, encode
+from .context import Context
 
 SPECTRUM_NOTE = (
     "RankMe = effective rank of the raw test features (Garrido et al. 2023, ≤ feature dim); α-ReQ = decay of "
@@ -36,7 +37,8 @@ def run_geometry(ctx: Context, n: int = 2048) -> dict[str, Any]:
     images, _ = ctx.test_images(n)
     gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
     v1, v2 = ctx.augment.views(images, 2, gen)
-    z1, z2 = encode(ctx.encoder, v1, ctx.batch_size), encode(ctx.encoder, v2, ctx.batch_size)
+    z1, z2 = (evaluations.extract_features(ctx.encoder, v, batch_size=ctx.batch_size, device=ctx.device).x
+              for v in (v1, v2))
     uniformity = geometry.uniformity(ctx.features()["test"].x[:4096])
     values = {"alignment": geometry.alignment(z1, z2), "uniformity": uniformity}
     ctx.report.add("geometry", values, note=GEOMETRY_NOTE)
