@@ -60,6 +60,15 @@ def method_options(config: Config) -> dict[str, Any]:
     return options
 
 
+def build_view_fn(method: Method, augment: SimCLRAugment):
+    """The Trainer's view function: the method draws its views from the configured augmentation."""
+
+    def view_fn(images: torch.Tensor, _indices: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        return method.make_views(augment, images, generator)
+
+    return view_fn
+
+
 def build_method(config: Config) -> Method:
     torch.manual_seed(config.train.seed)
     cls = get_method(config.method.get("name", "simclr"))

@@ -70,7 +70,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     """Train and diagnose; returns the results dict that was written to ``results.json``."""
     from evaluations.report import Report
 
-    from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, load_split
+    from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, build_view_fn, load_split
     from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
     from .diagnostics.findings import findings
     from .pretrain import make_pretrain_fn
@@ -87,7 +87,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     image_size = int(train_set.images.shape[-1])
     augment = build_augment(config, image_size)
     method = build_method(config)
-    trainer = Trainer(method, train_set, lambda images, _idx, gen: augment.views(images, 2, gen), config, out)
+    trainer = Trainer(method, train_set, build_view_fn(method, augment), config, out)
     result = trainer.fit(resume=resume)
 
     name = config.method.get("name", "simclr")

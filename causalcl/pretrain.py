@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .build import build_method
+from .build import build_method, build_view_fn
 from .train.config import Config
 from .train.trainer import Trainer
 
@@ -46,7 +46,7 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Ca
         short.set("train.batch_size", min(batch_size, len(data)))
         method = build_method(short)
         with tempfile.TemporaryDirectory(prefix="causalcl_pretrain_") as tmp:
-            trainer = Trainer(method, data, lambda x, _i, g: augment.views(x, 2, g), short, tmp)
+            trainer = Trainer(method, data, build_view_fn(method, augment), short, tmp)
             trainer.fit()
         return trainer.method.encoder.eval()
 

@@ -15,7 +15,8 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
     """SGD (momentum, decoupled from nothing), LARS, or AdamW; no weight decay on biases and norms."""
     if config.name not in OPTIMIZERS:
         raise ValueError(f"optim.name: unknown optimiser {config.name!r}; valid names are {list(OPTIMIZERS)}")
-    params = [p for p in model.parameters() if p.requires_grad]
+    source = getattr(model, "optim_parameters", model.parameters)  # a Method may keep meta-learners out
+    params = [p for p in source() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay},

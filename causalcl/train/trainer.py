@@ -153,7 +153,8 @@ class Trainer:
         except NonFiniteEmbeddingError as exc:  # the loss refused NaN/inf embeddings
             raise NonFiniteLossError(self.step + 1, {"loss": float("nan"), "error": str(exc)}, last) from exc
         loss = out["loss"]
-        terms = {k: float(v.detach().float()) for k, v in out.items() if v.ndim == 0}
+        terms = {k: float(v.detach().float()) for k, v in out.items()
+                 if isinstance(v, torch.Tensor) and v.ndim == 0}
         if not math.isfinite(terms["loss"]):
             raise NonFiniteLossError(self.step + 1, terms, last)
         self.optimizer.zero_grad(set_to_none=True)
@@ -163,6 +164,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        terms.update(self.method.meta_step(views, self.optimizer.param_groups[0]["lr"]))
         self.scheduler.step()
         self.step += 1
         self.method.on_step_end(self.step, self.total_steps)
