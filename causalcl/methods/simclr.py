@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed import gather
 from ..losses import get_simclr_loss
 from ..models.heads import MLPHead
 from .base import Method
@@ -70,5 +71,5 @@ class SimCLR(Method):
         batch = torch.cat(list(views[:2]))  # one backbone pass over both views
         z = self.projector(self.backbone(batch))
         z1, z2 = z.chunk(2)
-        loss = self.loss_fn(z1, z2, **self.loss_options)
-        return {"loss": loss}
+        loss = self.loss_fn(gather(z1), gather(z2), **self.loss_options)  # the global batch under DDP
+        return {"loss": loss, "embeddings": [z1, z2]}
