@@ -173,12 +173,13 @@ def per_image_uint8(images: object, make_fn: Callable[[int, int], Callable[[np.n
     if isinstance(images, torch.Tensor):
         planes = _check_tensor(images, name).numpy()
         fn = make_fn(planes.shape[2], planes.shape[3])
-        res8 = np.empty(planes.shape, dtype=np.uint8)
-        for i in range(planes.shape[0]):
+        out = np.empty(planes.shape, dtype=np.float32)
+        scale = np.float32(1.0 / 255.0)
+        for i in range(planes.shape[0]):  # per image and plane: the conversions stay in cache
             rgb = cv2.merge([cv2.convertScaleAbs(planes[i, c], alpha=255.0) for c in range(3)])
             for c, chan in enumerate(cv2.split(fn(rgb, i))):
-                res8[i, c] = chan
-        return _tensor_restorer(images)(torch.from_numpy(res8).to(torch.float32).mul_(1.0 / 255.0))
+                np.multiply(chan, scale, out=out[i, c])
+        return _tensor_restorer(images)(torch.from_numpy(out))
     if isinstance(images, np.ndarray):
         batch, single = _check_array(images, name)
         fn = make_fn(batch.shape[1], batch.shape[2])
