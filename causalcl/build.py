@@ -11,6 +11,7 @@ from torch import nn
 
 from .data import get_dataset
 from .data.augment import SimCLRAugment
+from .data.interventional import InterventionalViews
 from .methods import Method, get_method
 from .models import build_backbone
 from .train.config import Config
@@ -60,8 +61,31 @@ def method_options(config: Config) -> dict[str, Any]:
     return options
 
 
-def build_view_fn(method: Method, augment: SimCLRAugment):
-    """The Trainer's view function: the method draws its views from the configured augmentation."""
+VIEW_KINDS = ("augment", "interventional")
+
+
+def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None = None, dataset=None):
+    """The Trainer's view function.
+
+    ``augment.views = "augment"`` (default): the method draws its views from the pixel augmentation.
+    ``"interventional"``: each view is a true counterfactual of the sample under do(style = s')
+    (``causalcl.data.interventional.InterventionalViews``), optionally augmented as well.
+    """
+    kind = config.augment.views if config is not None else "augment"
+    if kind not in VIEW_KINDS:
+        raise ValueError(f"augment.views: expected one of {list(VIEW_KINDS)}, got {kind!r}")
+    if kind == "interventional":
+        if type(method).make_views is not Method.make_views:
+            raise ValueError(f"augment.views: method {method.name!r} builds its own views (multi-crop or "
+                             "leave-one-out) and cannot take interventional views")
+        a = config.augment
+        views = InterventionalViews(dataset, a.intervene_on, augment if a.augment_counterfactuals else None)
+
+        def interventional_fn(images: torch.Tensor, indices: torch.Tensor,
+                              generator: torch.Generator) -> list[torch.Tensor]:
+            return views(images, indices, generator, method.num_views)
+
+        return interventional_fn
 
     def view_fn(images: torch.Tensor, _indices: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         return method.make_views(augment, images, generator)

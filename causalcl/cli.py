@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--views", choices=["augment", "interventional"],
+                   help="pixel augmentation (default) or true counterfactuals do(style) (shapes/digits)")
     p.add_argument("--time-limit", type=float, help="stop training after this many seconds")
     p.add_argument("--config", help="YAML file of overrides (e.g. assets/configs/simclr.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -53,7 +55,8 @@ def make_config(args: argparse.Namespace) -> Config:
     flags = {"method.name": args.method, "data.name": args.dataset, "data.root": args.data_root,
              "model.backbone": args.backbone, "train.steps": args.steps, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.device": args.device, "train.seed": args.seed,
-             "train.checkpoint_every": args.checkpoint_every, "train.time_limit_s": args.time_limit}
+             "train.checkpoint_every": args.checkpoint_every, "train.time_limit_s": args.time_limit,
+             "augment.views": args.views}
     for key, value in flags.items():
         if value is not None:
             config.set(key, value)
@@ -87,7 +90,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     image_size = int(train_set.images.shape[-1])
     augment = build_augment(config, image_size)
     method = build_method(config)
-    trainer = Trainer(method, train_set, build_view_fn(method, augment), config, out)
+    trainer = Trainer(method, train_set, build_view_fn(method, augment, config, train_set), config, out)
     result = trainer.fit(resume=resume)
 
     name = config.method.get("name", "simclr")

@@ -35,6 +35,9 @@ class AugmentConfig:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     blur_p: float = 0.0
+    views: str = "augment"  # augment | interventional (true counterfactuals on shapes/digits)
+    intervene_on: list[str] | None = None  # interventional views: variables to intervene on (default: style latents)
+    augment_counterfactuals: bool = False  # interventional views: also apply the pixel augmentation
 
 
 @dataclass
@@ -67,6 +70,10 @@ class TrainConfig:
     threads: int | None = None
     amp: str = "none"  # none | bf16 | fp16 (autocast on GPU)
     tensorboard: bool = False  # also log to <out>/tensorboard (needs the `tensorboard` extra)
+    # under torchrun: "global" = every rank augments the global batch and keeps its slice (same views as one
+    # process), "local" = each rank augments only its slice with its own seed (cheaper, different draws)
+    ddp_views: str = "global"
+    ddp_find_unused_parameters: bool | None = None  # None: the method's `ddp_find_unused_parameters` attribute
 
 
 @dataclass
