@@ -47,6 +47,15 @@ def build_encoder(config: Config, seed: int | None = None) -> nn.Module:
     return build_backbone(m.backbone, cifar_stem=m.cifar_stem, channels_last=m.channels_last)
 
 
+def build_random_encoder(config: Config, seed: int) -> nn.Module:
+    """The untrained encoder of the configured method (the random-encoder baseline of the diagnostics).
+
+    Built through the method so that methods whose encoder is not the plain backbone (CMC's pair of
+    Lab encoders, LooC++'s concatenated spaces) get a baseline of the same architecture and width."""
+    method = build_method(config, seed=seed)
+    return method.encoder
+
+
 def method_options(config: Config) -> dict[str, Any]:
     """The method's keyword arguments from ``config.method``, checked against its constructor."""
     cls = get_method(config.method.get("name", "simclr"))
@@ -75,7 +84,9 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
     if kind not in VIEW_KINDS:
         raise ValueError(f"augment.views: expected one of {list(VIEW_KINDS)}, got {kind!r}")
     if kind == "interventional":
-        if type(method).make_views is not Method.make_views:
+        custom_views = type(method).make_views is not Method.make_views
+        allowed = method.supports_interventional_views
+        if not (allowed if allowed is not None else not custom_views):
             raise ValueError(f"augment.views: method {method.name!r} builds its own views (multi-crop or "
                              "leave-one-out) and cannot take interventional views")
         a = config.augment
@@ -93,8 +104,8 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
     return view_fn
 
 
-def build_method(config: Config) -> Method:
-    torch.manual_seed(config.train.seed)
+def build_method(config: Config, seed: int | None = None) -> Method:
+    torch.manual_seed(config.train.seed if seed is None else seed)
     cls = get_method(config.method.get("name", "simclr"))
     options = method_options(config)
     return cls(build_encoder(config), **options)

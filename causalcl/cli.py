@@ -3,14 +3,20 @@
     causalcl                                  # SimCLR on the embedded `shapes` data, CPU, minutes
     causalcl --method simclr --set method.loss=dcl --steps 500 --out runs/dcl
     causalcl --dataset cifar10 --data-root ~/data --backbone resnet18 --set model.cifar_stem=true
+    causalcl --methods simclr,byol,barlow_twins --out runs/zoo   # several methods side by side
 
 Writes to ``--out``: config.yaml, train_log.csv, checkpoint.pt, results.json, results.csv,
 plots/*.png and a self-contained report.html; prints a summary table.
+
+With ``--methods a,b,c`` each method is trained and diagnosed in ``<out>/<method>/`` (the files above,
+same data, backbone, batch, seed and steps), then ``<out>/`` gets one combined report.html, results.json
+and results.csv comparing them; see ``causalcl.multi`` (``method.<key>`` overrides, per-method --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +29,10 @@ from .train.config import Config, load_yaml, parse_assignment, save_yaml
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalcl", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", help="method name (default simclr); see causalcl.methods.METHODS")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--method", help="method name (default simclr); see causalcl.methods.METHODS")
+    which.add_argument("--methods", metavar="A,B,C",
+                       help="comma list of methods to train and diagnose side by side, each in <out>/<method>/")
     p.add_argument("--dataset", help="shapes | digits | cifar10 | cifar100 | imagefolder (default shapes)")
     p.add_argument("--data-root", help="local root of a real dataset (nothing is downloaded)")
     p.add_argument("--backbone", help="convnet_small | resnet18 | resnet50")
@@ -45,14 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_config(args: argparse.Namespace) -> Config:
-    """Defaults ← saved config (on --resume) ← --config YAML ← flags ← --set."""
+def make_config(args: argparse.Namespace, method: str | None = None, out: str | Path | None = None) -> Config:
+    """Defaults ← saved config (on --resume) ← --config YAML ← flags ← --set.
+
+    ``method`` / ``out`` override ``--method`` / ``--out`` (one method of ``--methods``)."""
     config = Config()
-    if args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
-        config.update(load_yaml(Path(args.out) / "config.yaml"))
+    out = out if out is not None else args.out
+    if args.resume and out and (Path(out) / "config.yaml").is_file():
+        config.update(load_yaml(Path(out) / "config.yaml"))
     if args.config:
         config.update(load_yaml(args.config))
-    flags = {"method.name": args.method, "data.name": args.dataset, "data.root": args.data_root,
+    flags = {"method.name": method or args.method, "data.name": args.dataset, "data.root": args.data_root,
              "model.backbone": args.backbone, "train.steps": args.steps, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.device": args.device, "train.seed": args.seed,
              "train.checkpoint_every": args.checkpoint_every, "train.time_limit_s": args.time_limit,
@@ -73,7 +85,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     """Train and diagnose; returns the results dict that was written to ``results.json``."""
     from evaluations.report import Report
 
-    from .build import EMBEDDED_DATASETS, build_augment, build_encoder, build_method, build_view_fn, load_split
+    from .build import EMBEDDED_DATASETS, build_augment, build_method, build_random_encoder, build_view_fn, load_split
     from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
     from .diagnostics.findings import findings
     from .pretrain import make_pretrain_fn
@@ -84,7 +96,8 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
         torch.set_num_threads(config.train.threads)
     diagnostics = parse_diagnostics(config.eval.diagnostics)
     out.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, out / "config.yaml")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes the outputs
+        save_yaml(config, out / "config.yaml")
     started = time.perf_counter()
     train_set = load_split(config, "train")
     image_size = int(train_set.images.shape[-1])
@@ -92,6 +105,8 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     method = build_method(config)
     trainer = Trainer(method, train_set, build_view_fn(method, augment, config, train_set), config, out)
     result = trainer.fit(resume=resume)
+    if trainer.rank != 0:  # torchrun: the other ranks stop after training; rank 0 diagnoses and reports
+        return {}
 
     name = config.method.get("name", "simclr")
     report = Report(out, title=f"causalcl — {name} on {config.data.name}")
@@ -105,7 +120,7 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     if diagnostics:
         embedded = config.data.name in EMBEDDED_DATASETS
         splits = Splits(train_set, load_split(config, "probe"), load_split(config, "test"), embedded)
-        random_encoder = build_encoder(config, seed=config.train.seed + 1).to(config.train.device)
+        random_encoder = build_random_encoder(config, config.train.seed + 1).to(config.train.device)
         ev = config.eval
         options = {"robustness_images": ev.robustness_images, "cam_images": ev.cam_images}
         if ev.fgbg_steps > 0:
@@ -124,10 +139,15 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train.ddp import teardown
     from .train.trainer import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:
+        if args.methods is not None:  # several methods side by side: causalcl.multi
+            from .multi import main_many
+
+            return main_many(args)
         config = make_config(args)
         out = Path(args.out or f"runs/{config.method.get('name', 'simclr')}_{config.data.name}")
         run(config, out, resume=args.resume)
@@ -137,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        teardown()  # the process group of a torchrun launch, if training did not already destroy it
     return 0
 
 

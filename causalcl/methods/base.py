@@ -33,6 +33,8 @@ class Method(nn.Module, metaclass=ABCMeta):
     name: str = ""
     #: number of augmented views ``make_views`` draws per image
     num_views: int = 2
+    #: whether ``--views interventional`` may replace ``make_views`` (None: only if it is not overridden)
+    supports_interventional_views: bool | None = None
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
