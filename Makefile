@@ -32,6 +32,8 @@ bench: .venv
 	$(BIN)/python benchmarks/step_overhead.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/corruptions.py
+	if $(BIN)/python -c "import lightly" 2>/dev/null; then $(BIN)/python benchmarks/vs_lightly.py; \
+	else echo "vs_lightly skipped: lightly is not installed (pip install -e '.[bench]')"; fi
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build *.egg-info

@@ -7,12 +7,15 @@ Usage::
     report.add_text("linear_probe", "Accuracy of a logistic-regression probe on frozen features.")
     report.add_plot("spectrum", fig, caption="DirectCLR spectrum", section="spectrum")
     report.add_table("fg_bg", dataframe, caption="train x test accuracy", section="foreground")
+    report.add_html("links", "<a href='other/report.html'>other run</a>")   # the caller's own HTML block
     paths = report.write()       # results.json, results.csv, plots/*.png, tables/*.csv, report.html
     print(report.summary_table())
 
 ``results.json`` holds the nested results ``{section: values}`` made JSON-safe (numpy/torch scalars become
 numbers, arrays become lists, NaN/inf become null). ``results.csv`` holds one ``key,value`` row per leaf with
-dotted keys (``linear_probe.accuracy``; list items get their index, ``spectrum.values.0``). The HTML page
+dotted keys (``linear_probe.accuracy``; list items get their index, ``spectrum.values.0``), or the DataFrame
+given to :meth:`Report.set_csv` (e.g. a side-by-side comparison). ``add(..., show=False)`` keeps a section's
+values in the JSON/CSV but off the page, for callers that show them their own way (``add_html``). The HTML page
 inlines every plot as a base64 PNG and carries its CSS inline, so it can be mailed or archived as one file.
 
 Values whose last key names an accuracy, error, rate or gap (``accuracy``, ``knn_acc``, ``bg_gap``,
@@ -198,14 +201,22 @@ class Report:
         self._tables: list[_Table] = []
         self._headline: list[str] | None = None
         self._finding_sections: set[str] = set()
+        self._html: dict[str, list[str]] = {}
+        self._hidden: set[str] = set()
+        self._csv_frame: Any = None
 
     # ------------------------------------------------------------------ collecting
-    def add(self, section: str, values: dict[str, Any], *, note: str | None = None) -> None:
-        """Add (nested) ``values`` to ``section``; adding to the same section again merges recursively."""
+    def add(self, section: str, values: dict[str, Any], *, note: str | None = None, show: bool = True) -> None:
+        """Add (nested) ``values`` to ``section``; adding to the same section again merges recursively.
+
+        ``show=False``: the section's values go to results.json / results.csv but are not listed on the page.
+        """
         section = _check_section(section)
         if not isinstance(values, dict):
             raise ValueError(f"values: expected a dict of results, got {type(values).__name__}")
         _deep_merge(self._results.setdefault(section, {}), to_jsonable(values))
+        if not show:
+            self._hidden.add(section)
         if note:
             self.add_text(section, note)
 
@@ -219,6 +230,22 @@ class Report:
             raise ValueError(f"html_or_text: expected a string, got {type(html_or_text).__name__}")
         self._results.setdefault(section, {})
         self._notes.setdefault(section, []).append(html_or_text)
+
+    def add_html(self, section: str, html_block: str) -> None:
+        """Insert the caller's own HTML block (a table, a list of links) in ``section``, unescaped and unlabelled."""
+        section = _check_section(section)
+        if not isinstance(html_block, str):
+            raise ValueError(f"html_block: expected a string, got {type(html_block).__name__}")
+        self._results.setdefault(section, {})
+        self._html.setdefault(section, []).append(html_block)
+
+    def set_csv(self, df: Any) -> None:
+        """Write this pandas DataFrame (index included) as results.csv instead of the ``key,value`` rows."""
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(f"df: expected a pandas DataFrame, got {type(df).__name__}")
+        self._csv_frame = df.copy()
 
     def add_finding(self, section: str, text: str) -> None:
         """Attach a plain-language finding to ``section`` (shown as "Finding." instead of "How to read this.");
@@ -276,9 +303,8 @@ class Report:
         return flatten(self._results)
 
     def _headline_rows(self) -> tuple[list[tuple[str, Any]], int]:
-        scalars = {
-            k: v for k, v in flatten(self._results, lists=False).items() if not isinstance(v, list | dict)
-        }
+        shown = {s: v for s, v in self._results.items() if s not in self._hidden or self._headline is not None}
+        scalars = {k: v for k, v in flatten(shown, lists=False).items() if not isinstance(v, list | dict)}
         if self._headline is not None:
             rows = [(k, scalars.get(k)) for k in self._headline]
             return rows, 0
@@ -308,10 +334,13 @@ class Report:
 
         csv_path = self.out_dir / "results.csv"
         sio = io.StringIO()
-        writer = csv.writer(sio, lineterminator="\n")
-        writer.writerow(["key", "value"])
-        for key, value in self.flat().items():
-            writer.writerow([key, "" if value is None else value])
+        if self._csv_frame is not None:
+            self._csv_frame.to_csv(sio, lineterminator="\n")
+        else:
+            writer = csv.writer(sio, lineterminator="\n")
+            writer.writerow(["key", "value"])
+            for key, value in self.flat().items():
+                writer.writerow([key, "" if value is None else value])
         _atomic_write(csv_path, sio.getvalue().encode())
 
         table_paths = []
@@ -363,7 +392,8 @@ class Report:
             for note in self._notes.get(section, []):
                 label = "Finding." if section in self._finding_sections else "How to read this."
                 parts.append(f"<div class='note'><strong>{label}</strong> {_note_html(note)}</div>")
-            values = self._results[section]
+            parts.extend(self._html.get(section, []))
+            values = {} if section in self._hidden else self._results[section]
             scalars, matrices = _split_matrices(values)
             if scalars:
                 flat = flatten(scalars, lists=False)

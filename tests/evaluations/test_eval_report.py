@@ -148,3 +148,24 @@ def test_grids_are_rendered_as_2d_tables(tmp_path):
     import json
 
     assert json.loads((tmp_path / "results.json").read_text())["robustness"]["table"]["snow"]["2"] == 0.5
+
+
+def test_html_blocks_hidden_sections_and_custom_csv(tmp_path):
+    report = Report(tmp_path)
+    report.add("run", {"steps": 3})
+    report.add("comparison", {"linear_probe.accuracy": {"a": 0.25, "b": 0.5}}, show=False)
+    report.add_html("comparison", "<table id='mine'><tr><td>a &lt; b</td></tr></table>")
+    report.set_csv(pd.DataFrame({"a": [0.25], "b": [0.5]}, index=pd.Index(["linear_probe.accuracy"], name="metric")))
+    page = report.to_html()
+    assert "<table id='mine'>" in page  # inserted as given, not escaped
+    assert "linear_probe.accuracy.a" not in page and "25.00%" not in page  # hidden values stay off the page
+    assert "comparison" not in report.summary_table()  # nor in the default summary
+    report.write()
+    assert json.loads((tmp_path / "results.json").read_text())["comparison"]["linear_probe.accuracy"]["b"] == 0.5
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows == [["metric", "a", "b"], ["linear_probe.accuracy", "0.25", "0.5"]]
+    with pytest.raises(ValueError, match="html_block"):
+        report.add_html("comparison", 3)
+    with pytest.raises(ValueError, match="df"):
+        report.set_csv({"a": [1]})
