@@ -11,9 +11,16 @@ gradients: it silently cuts the graph.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+# PyTorch 2.14 deprecates these autograd collectives in favour of the private
+# torch.distributed._functional_collectives; they still work, and are the public API, so keep them quiet
+warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.(all_gather|all_reduce) is deprecated",
+                        FutureWarning)
 
 
 def is_distributed() -> bool:
@@ -39,7 +46,9 @@ def gather(x: Tensor) -> Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    # the group is passed at call time: the function's default (group.WORLD) is bound when the module is
+    # first imported and would point to a destroyed group after a new init_process_group
+    return torch.cat(all_gather(x.contiguous(), group=dist.group.WORLD), dim=0)
 
 
 @torch.no_grad()
@@ -58,4 +67,4 @@ def all_reduce_sum(x: Tensor) -> Tensor:
         return x
     from torch.distributed.nn.functional import all_reduce
 
-    return all_reduce(x, op=dist.ReduceOp.SUM)
+    return all_reduce(x, op=dist.ReduceOp.SUM, group=dist.group.WORLD)

@@ -46,7 +46,7 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Ca
         short.set("train.batch_size", min(batch_size, len(data)))
         method = build_method(short)
         with tempfile.TemporaryDirectory(prefix="causalcl_pretrain_") as tmp:
-            trainer = Trainer(method, data, build_view_fn(method, augment), short, tmp)
+            trainer = Trainer(method, data, build_view_fn(method, augment), short, tmp, distributed=False)
             trainer.fit()
         return trainer.method.encoder.eval()
 
