@@ -14,11 +14,22 @@ from torch import Tensor
 
 from ._common import NonFiniteEmbeddingError
 from .align_uniform import align_uniform, alignment, uniformity
+from .barlow_twins import barlow_twins_loss, barlow_twins_terms, cross_correlation
+from .cross_view import cross_view_info_nce
 from .debiased import debiased_info_nce, hard_info_nce
 from .decoupled import decoupled_info_nce, decoupled_weighted_info_nce
 from .hard_threshold import hard_threshold_info_nce
 from .infonce import info_nce
+from .looc import looc_loss, looc_space_loss
+from .moco import info_nce_queue
+from .msr import msr_log_conditionals, msr_loss, uniformity_of_strata
+from .oucl import margin_injection, oucl, oucl_from_scores, pair_scores
+from .regression import byol_loss, negative_cosine
+from .relic import relic_kl, relic_logits, relic_loss, relic_terms
+from .ressl import ressl_loss
+from .swav import sinkhorn_knopp, swav_loss
 from .triplet import triplet
+from .wmse import WhiteningError, whiten, wmse_loss
 
 SIMCLR_LOSSES: dict[str, Callable[..., Tensor]] = {
     "infonce": info_nce,
@@ -49,8 +60,14 @@ def get_simclr_loss(name: str) -> Callable[..., Tensor]:
 __all__ = [
     "SIMCLR_LOSSES",
     "NonFiniteEmbeddingError",
+    "WhiteningError",
     "align_uniform",
     "alignment",
+    "barlow_twins_loss",
+    "barlow_twins_terms",
+    "byol_loss",
+    "cross_correlation",
+    "cross_view_info_nce",
     "debiased_info_nce",
     "decoupled_info_nce",
     "decoupled_weighted_info_nce",
@@ -58,6 +75,26 @@ __all__ = [
     "hard_info_nce",
     "hard_threshold_info_nce",
     "info_nce",
+    "info_nce_queue",
+    "looc_loss",
+    "looc_space_loss",
+    "margin_injection",
+    "msr_log_conditionals",
+    "msr_loss",
+    "negative_cosine",
+    "oucl",
+    "oucl_from_scores",
+    "pair_scores",
+    "relic_kl",
+    "relic_logits",
+    "relic_loss",
+    "relic_terms",
+    "ressl_loss",
+    "sinkhorn_knopp",
+    "swav_loss",
     "triplet",
     "uniformity",
+    "uniformity_of_strata",
+    "whiten",
+    "wmse_loss",
 ]

@@ -1,0 +1,117 @@
+"""MoCo v2 (He, Fan, Wu, Xie, Girshick, CVPR 2020, arXiv 1911.05722; Chen, Fan, Girshick, He,
+"Improved Baselines with Momentum Contrastive Learning", arXiv 2003.04297).
+
+A query encoder (backbone f_q + MLP projector g_q) and a key encoder (f_k, g_k), an EMA copy of it
+updated after every optimiser step, θ_k ← m·θ_k + (1 − m)·θ_q. With L2-normalised queries q = g_q(f_q(x¹)),
+keys k = g_k(f_k(x²)) and a FIFO queue {n_j} of the keys of previous steps, the loss is
+
+    ℓ_i = −log( exp(q_i·k_i/τ) / (exp(q_i·k_i/τ) + Σ_j exp(q_i·n_j/τ)) ),   L = 1/N Σ_i ℓ_i
+
+(``causalcl.losses.info_nce_queue``). With ``symmetric=True`` (default) both views serve as queries,
+L = ½[ℓ(q¹, k²) + ℓ(q², k¹)], and the keys of both views are enqueued (2N per step), as solo-learn's
+CIFAR MoCo v2+ does (it keeps one queue per view; here one queue holds both). ``symmetric=False`` is
+the paper: queries from view 1, keys from view 2, N keys enqueued per step.
+
+Step order: ``forward`` computes the keys with the current key encoder and stashes them (detached);
+it changes neither the queue nor the key encoder. ``on_step_end`` applies the EMA update and then
+enqueues the stashed keys; this is the official order (EMA update before the next keys are computed,
+enqueue after the loss). Both views pass through each encoder in one batch.
+
+Distributed: the loss is computed on the global batch (queries gathered with gradients, keys
+without); every rank enqueues the keys of all ranks, so the queues stay identical. Shuffle-BN is not
+implemented: under DDP the Trainer converts BatchNorm to SyncBN, whose statistics are over the
+global batch; in one process the key encoder's BatchNorm uses the statistics of the local batch.
+
+Defaults (for short CPU/CIFAR-scale runs): τ = 0.2 (MoCo v2), momentum m = 0.99 (the paper's 0.999
+is for long ImageNet runs; solo-learn's CIFAR recipe uses 0.99 → 0.999), queue of 4096 keys (the
+paper: 65536; keep the size a multiple of the keys enqueued per step), projector feature_dim → 512
+→ 128 with BatchNorm on the hidden layer (MoCo v2+; ``projector_bn=False`` is the paper's fc-ReLU-fc).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..distributed import gather, gather_no_grad
+from ..losses import info_nce_queue
+from ..models.heads import MLPHead
+from .base import Method
+from .momentum import FeatureQueue, ema_update_, frozen_copy
+
+
+class MoCo(Method):
+    """MoCo v2 with a momentum key encoder and a queue of negative keys.
+
+    Args:
+        backbone: the query encoder f_q (its EMA copy becomes f_k).
+        temperature: τ of the InfoNCE loss.
+        momentum: EMA rate m of the key encoder, in [0, 1].
+        queue_size: number K of negative keys kept.
+        projector: hidden and output widths of the projector after the backbone width.
+        projector_bn: BatchNorm on the projector's hidden layers (MoCo v2+); False is MoCo v2.
+        symmetric: both views as queries (the loss is the mean of the two directions).
+    """
+
+    name = "moco"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        temperature: float = 0.2,
+        momentum: float = 0.99,
+        queue_size: int = 4096,
+        projector: Sequence[int] = (512, 128),
+        projector_bn: bool = True,
+        symmetric: bool = True,
+    ) -> None:
+        super().__init__(backbone)
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected a positive float, got {temperature}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum: expected a value in [0, 1], got {momentum}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size <= 0:
+            raise ValueError(f"queue_size: expected a positive int, got {queue_size!r}")
+        if len(projector) < 1:
+            raise ValueError("projector: expected at least the output width, got an empty list")
+        self.temperature = float(temperature)
+        self.momentum = float(momentum)
+        self.symmetric = bool(symmetric)
+        self.projector = MLPHead([self.feature_dim, *projector], hidden_bn=projector_bn)
+        self.key_backbone = frozen_copy(self.backbone)
+        self.key_projector = frozen_copy(self.projector)
+        self.queue = FeatureQueue(queue_size, int(projector[-1]))
+        self._pending_keys: torch.Tensor | None = None  # keys of the last forward, enqueued in on_step_end
+
+    @torch.no_grad()
+    def keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Key-encoder projections of ``x`` (not normalised, no gradients)."""
+        return self.key_projector(self.key_backbone(x))
+
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.check_views(views, 2)
+        q1, q2 = self.projector(self.backbone(torch.cat(list(views[:2])))).chunk(2)
+        queue = self.queue()
+        if self.symmetric:
+            k1, k2 = self.keys(torch.cat(list(views[:2]))).chunk(2)
+            loss = 0.5 * (info_nce_queue(gather(q1), gather_no_grad(k2), queue, self.temperature)
+                          + info_nce_queue(gather(q2), gather_no_grad(k1), queue, self.temperature))
+            new_keys = torch.cat([k1, k2])
+        else:
+            k2 = self.keys(views[1])
+            loss = info_nce_queue(gather(q1), gather_no_grad(k2), queue, self.temperature)
+            new_keys = k2
+        self._pending_keys = F.normalize(new_keys.detach(), dim=1)
+        return {"loss": loss, "embeddings": [q1, q2]}
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """EMA update of the key encoder, then the keys of the last forward enter the queue."""
+        ema_update_(self.key_backbone, self.backbone, self.momentum)
+        ema_update_(self.key_projector, self.projector, self.momentum)
+        if self._pending_keys is not None:
+            self.queue.enqueue(self._pending_keys)
+            self._pending_keys = None

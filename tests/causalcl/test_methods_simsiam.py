@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from causalcl.losses import negative_cosine
+from causalcl.methods import METHODS, SimSiam
+from causalcl.models import build_backbone
+
+
+def _method(seed=0, **kw):
+    torch.manual_seed(seed)
+    kw.setdefault("projector", (32, 32, 16))
+    return METHODS["simsiam"](build_backbone("convnet_small", channels_last=False), **kw)
+
+
+def _views():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, 16, 16, generator=g)
+    return [x, (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)]
+
+
+def _grads(method):
+    return [p.grad.clone() for p in method.parameters()]
+
+
+def test_registered_and_bottleneck_predictor():
+    assert METHODS["simsiam"] is SimSiam and SimSiam.name == "simsiam"
+    method = _method()
+    assert method.predictor.widths == [16, 4, 16]
+    assert _method(predictor_hidden=8).predictor.widths == [16, 8, 16]
+    assert isinstance(method.projector[-1], torch.nn.BatchNorm1d)  # BN on the projector output
+
+
+def test_forward_and_gradients_equal_the_stop_gradient_loss():
+    method = _method()
+    views = _views()
+    out = method(views)
+    out["loss"].backward()
+    got = _grads(method)
+    method.zero_grad()
+    z = method.projector(method.backbone(torch.cat(views)))
+    p1, p2 = method.predictor(z).chunk(2)
+    z1, z2 = z.chunk(2)
+    want = 0.5 * negative_cosine(p1, z2.detach()) + 0.5 * negative_cosine(p2, z1.detach())
+    torch.testing.assert_close(out["loss"], want)
+    torch.testing.assert_close(torch.cat(out["embeddings"]), z)
+    want.backward(retain_graph=True)
+    for a, b in zip(got, _grads(method), strict=True):
+        torch.testing.assert_close(a, b)
+    method.zero_grad()  # without the stop-gradient the gradients differ: the test can fail
+    (0.5 * negative_cosine(p1, z2, stop_gradient=False) + 0.5 * negative_cosine(p2, z1, stop_gradient=False)).backward()
+    assert not all(torch.allclose(a, b) for a, b in zip(got, _grads(method), strict=True))
+
+
+def test_adam_steps_lower_the_loss():
+    method = _method()
+    method.train()
+    views = _views()
+    opt = torch.optim.Adam(method.optim_parameters(), lr=1e-3)
+    first = float(method(views)["loss"].detach())
+    for step in range(1, 9):
+        out = method(views)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        method.on_step_end(step, 8)
+    assert float(method(views)["loss"].detach()) < first
+
+
+def test_checkpoint_round_trip(tmp_path):
+    method = _method()
+    method(_views())  # move the BN running statistics
+    torch.save(method.state_dict(), tmp_path / "m.pt")
+    other = _method(seed=5)
+    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    method.eval(), other.eval()
+    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="predictor_hidden"):
+        _method(predictor_hidden=0)
+    with pytest.raises(ValueError, match="projector"):
+        _method(projector=())
+    with pytest.raises(ValueError, match="views"):
+        _method()([torch.rand(4, 3, 16, 16)])
