@@ -184,7 +184,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown method label or dataset: {unknown}; methods: {list(CONFIGS)}, "
                          f"datasets: {list(DATASET_OPTIONS)}")
-    torch.set_num_threads(torch.get_num_threads())
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fidelity_"))
     started = time.perf_counter()
     tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {}

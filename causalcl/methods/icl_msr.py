@@ -54,6 +54,7 @@ from ..distributed import all_reduce_sum, gather, gather_no_grad, world_size
 from ..losses._common import check_real, check_temperature
 from ..losses.msr import MSR_NEGATIVES, msr_loss, uniformity_of_strata
 from .base import Method
+from .bilevel import MetaOptimizerState
 
 
 def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
@@ -65,7 +66,7 @@ def _norm(grads: list[Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
 
-class ICLMSR(Method):
+class ICLMSR(MetaOptimizerState, Method):
     """ICL-MSR around a base method (see the module docstring for the formulas and step order).
 
     Args:
@@ -149,12 +150,6 @@ class ICLMSR(Method):
     def on_step_end(self, step: int, total_steps: int) -> None:
         self.base.on_step_end(step, total_steps)
 
-    # --- checkpointing of the meta optimiser ---------------------------------------------------
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"meta_optimizer": self.meta_optimizer.state_dict()}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
 
     # --- pieces ---------------------------------------------------------------------------------
     @property

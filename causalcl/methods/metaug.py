@@ -54,12 +54,13 @@ from ..distributed import gather
 from ..losses.oucl import margin_injection, oucl_from_scores, pair_scores
 from ..models.heads import MLPHead
 from .base import Method
+from .bilevel import MetaOptimizerState
 from .cmc import CMC
 
 BASES = ("simclr", "cmc")
 
 
-class MetAug(Method):
+class MetAug(MetaOptimizerState, Method):
     """MetAug: OUCL + meta-learned feature augmentation (one MAG per view) + margin-injected R_σ.
 
     Args:
@@ -213,12 +214,6 @@ class MetAug(Method):
             p.grad = None
         return {"meta_grad_norm": float(norm), "meta_objective": float(objective.detach())}
 
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"meta_optimizer": self.meta_optimizer.state_dict()} if self.meta_optimizer is not None else {}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        if self.meta_optimizer is not None and state.get("meta_optimizer"):
-            self.meta_optimizer.load_state_dict(state["meta_optimizer"])
 
 
 class MetAugOUCL(MetAug):
