@@ -1,4 +1,5 @@
-"""What the bilevel methods (ICL-MSR, MetAug) share: checkpointing of their own meta-optimiser.
+"""What the bilevel methods (ICL-MSR, MetAug) share: checkpointing of their own meta-optimiser, and
+the cross-rank mean of their meta-gradients under DDP.
 
 A bilevel method steps its meta-learner in ``meta_step`` with an optimiser it owns
 (``self.meta_optimizer``, ``None`` when the method has no meta-learner). Its state travels in the
@@ -7,9 +8,24 @@ method's ``state_dict`` under ``_extra_state``, so ``--resume`` continues the me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
+
+from ..distributed import all_reduce_sum, world_size
+
+
+def global_mean_grads(grads: Sequence[Tensor | None]) -> list[Tensor | None]:
+    """Under DDP, every rank's gradient of the global-batch loss averaged over ranks: the one-process gradient
+    (each rank's loss is the global one, and a gather's backward gives a rank its samples' share times the
+    number of ranks). Differentiable (``all_reduce_sum``), so a lookahead built on it stays exact to second
+    order. In one process the gradients are returned unchanged."""
+    n = world_size()
+    if n == 1:
+        return list(grads)
+    return [None if g is None else all_reduce_sum(g) / n for g in grads]
 
 
 class MetaOptimizerState:

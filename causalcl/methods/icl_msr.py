@@ -50,11 +50,11 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..causal import BackdoorAdjustment, MetaSemanticRegularizer
-from ..distributed import all_reduce_sum, gather, gather_no_grad, world_size
+from ..distributed import gather, gather_no_grad
 from ..losses._common import check_real, check_temperature
 from ..losses.msr import MSR_NEGATIVES, msr_loss, uniformity_of_strata
 from .base import Method
-from .bilevel import MetaOptimizerState
+from .bilevel import MetaOptimizerState, global_mean_grads
 
 
 def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
@@ -219,9 +219,10 @@ class ICLMSR(MetaOptimizerState, Method):
         strata = self.msr(h.to(self._msr_dtype))
         msr = self._msr(z1, z2, gather(strata))
         grads = torch.autograd.grad(out["loss"] + self.lam * msr, params, create_graph=True, allow_unused=True)
+        grads = global_mean_grads(grads)  # under DDP the lookahead steps on the global batch's gradient
         looked = {k: p if g is None else p - alpha * g for k, p, g in zip(names, params, grads, strict=True)}
         outer = self._base_forward(views, {**looked, **self._bn_buffers()})[0]["loss"]
-        uni = uniformity_of_strata(strata, self.uniformity_t)
+        uni = uniformity_of_strata(strata if self.msr.bank is not None else gather(strata), self.uniformity_t)
         return outer, uni, msr
 
     def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
@@ -231,9 +232,7 @@ class ICLMSR(MetaOptimizerState, Method):
         outer, uni, _ = self.meta_objective(views, alpha)
         g_look = _grads(outer, phi, retain_graph=True)
         g_uni = _grads(self.gamma * uni, phi)
-        total = [a + b for a, b in zip(g_look, g_uni, strict=True)]
-        if world_size() > 1:  # keep f_msr identical on every rank
-            total = [all_reduce_sum(g) / world_size() for g in total]
+        total = global_mean_grads([a + b for a, b in zip(g_look, g_uni, strict=True)])  # f_msr equal on every rank
         for p, g in zip(phi, total, strict=True):
             p.grad = g.detach()
         self.meta_optimizer.step()

@@ -54,7 +54,7 @@ from ..distributed import gather
 from ..losses.oucl import margin_injection, oucl_from_scores, pair_scores
 from ..models.heads import MLPHead
 from .base import Method
-from .bilevel import MetaOptimizerState
+from .bilevel import MetaOptimizerState, global_mean_grads
 from .cmc import CMC
 
 BASES = ("simclr", "cmc")
@@ -195,7 +195,8 @@ class MetAug(MetaOptimizerState, Method):
         mag_ids = {id(p) for p in self.mags.parameters()}
         theta = {n: p for n, p in self.named_parameters() if p.requires_grad and id(p) not in mag_ids}
         inner = self._functional_loss(theta, views)
-        grads = torch.autograd.grad(inner, list(theta.values()), create_graph=self.second_order, allow_unused=True)
+        grads = global_mean_grads(torch.autograd.grad(inner, list(theta.values()), create_graph=self.second_order,
+                                                 allow_unused=True))  # DDP: the global batch's gradient
         lookahead = {n: p if g is None else p - alpha * g for (n, p), g in zip(theta.items(), grads, strict=True)}
         return self._functional_loss(lookahead, views)
 
@@ -205,7 +206,7 @@ class MetAug(MetaOptimizerState, Method):
             return {}
         objective = self.meta_objective(views, self.inner_lr if self.inner_lr is not None else lr)
         params = list(self.mags.parameters())
-        grads = torch.autograd.grad(objective, params)
+        grads = global_mean_grads(torch.autograd.grad(objective, params))  # MAGs equal on every rank
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         for p, g in zip(params, grads, strict=True):
             p.grad = g

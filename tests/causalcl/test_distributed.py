@@ -48,8 +48,7 @@ METHOD_OPTIONS: dict[str, dict] = {
     "wmse": {"projector": (32, 8), "w_size": 16},
 }
 #: methods whose meta-learner step (``meta_step``) is not yet the one-process step under DDP
-META_UNDER_DDP = {"metaug": "MAG meta-gradients are not averaged over ranks",
-                  "icl_msr": "the lookahead uses the rank's own gradient"}
+META_UNDER_DDP: dict[str, str] = {}  # methods whose later steps are known to differ under DDP (none now)
 
 
 class TinyData:
