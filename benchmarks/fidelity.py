@@ -53,7 +53,8 @@ CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "icl_msr(simclr)": ("icl_msr", {"base": "simclr"}, "augment"),
     "relic": ("relic", {}, "augment"),
     "looc": ("looc", {}, "augment"),
-    "metaug": ("metaug", {}, "augment"),
+    # the official λ_aug = 1e-5 leaves the MAGs nearly inert at this scale (causalcl/methods/metaug.py)
+    "metaug(aug_weight=0.1)": ("metaug", {"aug_weight": 0.1}, "augment"),
 }
 DATASET_OPTIONS = {"shapes": {"rho": 0.9}, "digits": {}}
 METRICS = ("linear", "only_fg", "mixed_rand", "bg_gap", "cam_energy", "mce", "content_r2", "style_r2",
@@ -199,7 +200,7 @@ def main() -> None:
                 config = base_config(dataset, label, seed, args)
                 config.set("train.steps", steps)
                 config.set("optim.warmup_steps", max(1, steps // 10))
-                out = root / dataset / label.replace("(", "_").replace(")", "").replace("+", "_") / f"seed{seed}"
+                out = root / dataset / "".join(c if c.isalnum() else "_" for c in label) / f"seed{seed}"
                 print(f"[fidelity] {dataset} {label} seed {seed}: {steps} steps ({seconds * 1e3:.0f} ms/step)",
                       flush=True)
                 runs.append(extract(run(config, out), roles))

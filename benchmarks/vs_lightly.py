@@ -11,8 +11,10 @@ backbone (``causalcl.models.build_backbone``, identical initial weights per seed
 Measured per method:
   (0) a check that the pair is one method: lightly's side given our weights (and MoCo's bank our queue)
       computes the same loss on one batch (BYOL: 4 + 4·L, see below); printed and stored, not a ratio;
-  (a) step time: median of ``--repeats`` interleaved ``Trainer.train_step`` calls of each side on the same
-      views (``_timing.interleaved_medians``) → ``RATIO vs_lightly_step_<method> <ours / lightly>``;
+  (a) step time: ``--repeats`` rounds of one ``Trainer.train_step`` call of each side on the same views, the
+      order alternating between rounds (``_timing.interleaved_times``); the median over rounds of the
+      within-round ratio → ``RATIO vs_lightly_step_<method> <ours / lightly>`` (the JSON also keeps each
+      side's median and their ratio);
   (b) kNN accuracy after ``--steps`` training steps, for ``--seeds`` seeds: the main job's protocol (frozen
       backbone features, ``probe`` split as the bank, ``test`` split as queries, ``evaluations.knn_accuracy``
       with k = 200, T = 0.1) → ``RATIO vs_lightly_knn_diff_<method> <mean ours − mean lightly>`` (fractions;
@@ -68,7 +70,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import interleaved_medians, report_ratio, write_results  # noqa: E402
+from _timing import interleaved_times, paired_ratio, report_ratio, write_results  # noqa: E402
 
 import evaluations  # noqa: E402
 from causalcl.build import build_augment, build_view_fn  # noqa: E402
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default="convnet_small")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--knn-k", type=int, default=200, help="neighbours of the kNN classifier (main job: 200)")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only the step-time rounds (b is skipped); writes vs_lightly_timing.json")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test in seconds: 2 steps, 1 seed, batch 32, 16 px, 2 timing rounds, small splits")
     args = parser.parse_args(argv)
@@ -387,12 +391,19 @@ def main(argv: list[str] | None = None) -> int:
         t_ours = trainer_for(ours, data["train"], config, tmp / name / "time_ours")
         t_theirs = trainer_for(theirs, data["train"], config, tmp / name / "time_lightly")
         views = t_ours.views_for_step(0)
-        step_s[name] = interleaved_medians({"ours": lambda t=t_ours, v=views: t.train_step(v),
-                                            "lightly": lambda t=t_theirs, v=views: t.train_step(v)},
-                                           args.repeats, warmup=1 if args.quick else 3, device=args.device)
-        ratio = step_s[name]["ours"] / step_s[name]["lightly"]
+        times = interleaved_times({"ours": lambda t=t_ours, v=views: t.train_step(v),
+                                   "lightly": lambda t=t_theirs, v=views: t.train_step(v)},
+                                  args.repeats, warmup=1 if args.quick else 3, device=args.device)
+        step_s[name] = {side: statistics.median(v) for side, v in times.items()}
+        ratio = paired_ratio(times, "ours", "lightly")
         report_ratio(f"vs_lightly_step_{name}", ratio, ours_s=step_s[name]["ours"], lightly_s=step_s[name]["lightly"])
-        step_s[name]["ratio"] = ratio
+        step_s[name] |= {"ratio": ratio, "ratio_of_medians": step_s[name]["ours"] / step_s[name]["lightly"]}
+    if args.timing_only:
+        path = write_results("vs_lightly_timing", {"step_s": step_s, "repeats": args.repeats,
+                                                   "batch_size": args.batch_size, "backbone": args.backbone,
+                                                   "torch_threads": torch.get_num_threads()})
+        print(f"wrote {path}")
+        return 0
     estimate = sum(args.seeds * args.steps * (s["ours"] + s["lightly"]) for s in step_s.values())
     print(f"training for the kNN comparison: about {estimate / 60:.1f} min", flush=True)
 
