@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import math
 import statistics
 import sys
 import tempfile
@@ -125,9 +127,13 @@ def extract(results: dict[str, Any], roles: dict[str, str]) -> dict[str, float]:
 
 
 def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and sd over seeds per metric; NaN (a metric the dataset does not have) stays NaN."""
     out = {}
     for metric in runs[0]:
         values = [r[metric] for r in runs]
+        if any(math.isnan(v) for v in values):
+            out[metric] = {"mean": float("nan"), "sd": float("nan")}
+            continue
         out[metric] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
     return out
 
@@ -174,6 +180,8 @@ def main() -> None:
     parser.add_argument("--robustness-images", type=int, default=100)
     parser.add_argument("--cam-images", type=int, default=128)
     parser.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs of --out that already wrote results.json (an interrupted benchmark)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3 s budget, shapes, 2 methods")
     args = parser.parse_args()
     if args.quick:
@@ -203,6 +211,11 @@ def main() -> None:
                 out = root / dataset / "".join(c if c.isalnum() else "_" for c in label) / f"seed{seed}"
                 print(f"[fidelity] {dataset} {label} seed {seed}: {steps} steps ({seconds * 1e3:.0f} ms/step)",
                       flush=True)
+                done = out / "results.json"
+                if args.resume and done.is_file():  # a finished run of an interrupted benchmark
+                    print(f"[fidelity] reusing {done}", flush=True)
+                    runs.append(extract(json.loads(done.read_text()), roles))
+                    continue
                 runs.append(extract(run(config, out), roles))
             tables[dataset][label] = summarise(runs)
             raw[dataset][label] = {"steps": steps, "step_seconds": seconds, "runs": runs}
