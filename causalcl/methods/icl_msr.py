@@ -150,7 +150,6 @@ class ICLMSR(MetaOptimizerState, Method):
     def on_step_end(self, step: int, total_steps: int) -> None:
         self.base.on_step_end(step, total_steps)
 
-
     # --- pieces ---------------------------------------------------------------------------------
     @property
     def _msr_dtype(self) -> torch.dtype:

@@ -216,7 +216,6 @@ class MetAug(MetaOptimizerState, Method):
         return {"meta_grad_norm": float(norm), "meta_objective": float(objective.detach())}
 
 
-
 class MetAugOUCL(MetAug):
     """MetAug trained with OUCL alone (no MAGs, no margin term, no meta step): L = OUCL(z1, z2).
 

@@ -47,9 +47,6 @@ METHOD_OPTIONS: dict[str, dict] = {
     "moco": {"projector": (32, 16), "queue_size": 32, "momentum": 0.9},
     "wmse": {"projector": (32, 8), "w_size": 16},
 }
-#: methods whose meta-learner step (``meta_step``) is not yet the one-process step under DDP
-META_UNDER_DDP: dict[str, str] = {}  # methods whose later steps are known to differ under DDP (none now)
-
 
 class TinyData:
     def __init__(self, n: int = 32, size: int = 16) -> None:
@@ -300,8 +297,6 @@ def test_every_method_under_ddp_equals_one_process(spawned_all, name, tmp_path):
     for res in spawned_all:
         assert "error" not in res[name], res[name].get("error")
         _compare(res[name], single, state=False)  # step 1: loss and the gradient of every stepped parameter
-    if name in META_UNDER_DDP:
-        pytest.xfail(f"{name}: {META_UNDER_DDP[name]}")
     for res in spawned_all:
         _compare(res[name], single)  # after 3 steps (meta_step, EMA, queues included)
 
