@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._poisson import poisson_tables, sample_unit_rates
+
 __all__ = ["gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"]
 
 
@@ -22,9 +24,17 @@ def gaussian_noise(x: np.ndarray, sigma: float, rngs: list[np.random.Generator])
 
 
 def shot_noise(x: np.ndarray, lam: float, rngs: list[np.random.Generator]) -> np.ndarray:
-    """Poisson (photon) noise ``Poisson(x * lam) / lam``."""
-    for i, rng in enumerate(rngs):
-        x[i] = rng.poisson(x[i] * np.float32(lam)).astype(np.float32) / np.float32(lam)
+    """Poisson (photon) noise ``Poisson(x * lam) / lam``.
+
+    Exact Poisson draws by table inversion (``_poisson.sample_unit_rates``, several times faster than
+    ``Generator.poisson``), in blocks of about 64k values so the work stays in cache; each image draws from its
+    own generator."""
+    tables = poisson_tables(float(lam))
+    scale = np.float32(1.0 / lam)
+    step = max(1, (1 << 16) // x[0].size)
+    for start in range(0, x.shape[0], step):
+        block = x[start: start + step]
+        np.multiply(sample_unit_rates(block, tables, rngs[start: start + step]), scale, out=block, casting="unsafe")
     return x
 
 
