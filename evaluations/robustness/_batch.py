@@ -18,7 +18,10 @@ import torch
 from .._validate import check_int
 from .params import CORRUPTIONS
 
-__all__ = ["MIN_SIDE", "check_name", "check_severity", "image_rngs", "resolve_preset", "per_image_uint8", "to_planes"]
+__all__ = [
+    "MIN_SIDE", "check_name", "check_severity", "image_rngs", "per_image_uint8", "resolve_preset", "tensor_restorer",
+    "to_planes",
+]
 
 MIN_SIDE = 16
 """Smallest accepted image side: below it the glass-blur and motion-blur neighbourhoods do not fit."""
@@ -89,8 +92,8 @@ def _check_tensor(images: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"{name}: expected at least one image, got {_describe(t)}")
     _check_side(t.shape[2], t.shape[3], name)
     planes = t.to(device="cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
-    lo_t, hi_t = torch.aminmax(planes)  # NaN propagates into both; inf shows as out of range
-    lo, hi = float(lo_t), float(hi_t)
+    flat = planes.numpy()  # numpy's single-threaded min/max: torch's threaded reduction stalls on a busy CPU
+    lo, hi = float(flat.min()), float(flat.max())  # NaN propagates into both; inf shows as out of range
     if lo != lo or hi != hi:
         bad = int(torch.isnan(planes).sum())
         raise ValueError(f"{name}: expected finite values, found {bad} NaN entries ({_describe(t)})")
@@ -127,24 +130,28 @@ def _bad_type(images: object, name: str) -> ValueError:
     )
 
 
-def _tensor_restorer(images: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def tensor_restorer(images: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function that moves a CPU float32 result to the dtype and device of ``images``."""
     dtype, device = images.dtype, images.device
     return lambda res: res.to(device=device, dtype=dtype)
 
 
-def to_planes(images: object, name: str = "images") -> tuple[np.ndarray, Callable[[np.ndarray], object]]:
+def to_planes(images: object, name: str = "images", *, copy: bool = True
+              ) -> tuple[np.ndarray, Callable[[np.ndarray], object]]:
     """Validate ``images`` and return ``(planes, restore)``.
 
-    ``planes`` is a fresh float32 (N, 3, H, W) array in [0, 1] (never a view of the input); ``restore(planes)``
+    ``planes`` is a float32 (N, 3, H, W) array in [0, 1], a fresh one (never a view of the input) unless
+    ``copy=False``, when it may share memory with a float32 CPU tensor (then only read it); ``restore(planes)``
     clips to [0, 1] and returns the input's type: a tensor of the input's dtype and device, or a uint8 array
     (values rounded to the nearest of 0..255) in the input's (N, H, W, 3) or (H, W, 3) layout.
     """
     if isinstance(images, torch.Tensor):
         planes = _check_tensor(images, name)
-        if planes.data_ptr() == images.data_ptr():
-            planes = planes.clone()
-        back = _tensor_restorer(images)
-        return planes.numpy(), lambda out: back(torch.from_numpy(out).clamp_(0.0, 1.0))
+        array = planes.numpy()
+        if copy and planes.data_ptr() == images.data_ptr():
+            array = array.copy()  # numpy, single-threaded, like every other step here
+        back = tensor_restorer(images)
+        return array, lambda out: back(torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)))
     if isinstance(images, np.ndarray):
         batch, single = _check_array(images, name)
         planes = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
@@ -179,7 +186,7 @@ def per_image_uint8(images: object, make_fn: Callable[[int, int], Callable[[np.n
             rgb = cv2.merge([cv2.convertScaleAbs(planes[i, c], alpha=255.0) for c in range(3)])
             for c, chan in enumerate(cv2.split(fn(rgb, i))):
                 np.multiply(chan, scale, out=out[i, c])
-        return _tensor_restorer(images)(torch.from_numpy(out))
+        return tensor_restorer(images)(torch.from_numpy(out))
     if isinstance(images, np.ndarray):
         batch, single = _check_array(images, name)
         fn = make_fn(batch.shape[1], batch.shape[2])

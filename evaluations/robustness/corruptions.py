@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 from .._validate import check_int
-from ._batch import check_name, check_severity, image_rngs, per_image_uint8, resolve_preset, to_planes
+from ._batch import check_name, check_severity, image_rngs, per_image_uint8, resolve_preset, tensor_restorer, to_planes
 from .blur import defocus_blur, gaussian_blur, glass_blur, motion_blur, zoom_blur
-from .digital import contrast, elastic_transform, jpeg_compression, pixelate, saturate
+from .digital import contrast, elastic_transform, jpeg_compression, pixelate, pixelate_planes, saturate
 from .noise import gaussian_noise, impulse_noise, shot_noise, speckle_noise
 from .params import CIFAR, CORRUPTIONS, IMAGENET
 from .weather import brightness, fog, frost, snow, spatter
@@ -51,7 +52,7 @@ _FUNCS: dict[str, Callable[..., np.ndarray]] = {
 }
 _NEEDS_PRESET = {"frost", "elastic_transform"}
 _CHUNK_BYTES = 4 << 20  # images are corrupted in chunks of about this many bytes of float32 planes
-_EIGHT_BIT = {"pixelate", "jpeg_compression"}  # defined on 8-bit images: run per uint8 (H, W, 3) image
+_EIGHT_BIT = {"pixelate", "jpeg_compression"}  # on 8-bit images: run per uint8 (H, W, 3) image (pixelate: uint8 input)
 
 
 def corruption_params(name: str, severity: int, preset: str) -> Any:
@@ -83,7 +84,9 @@ def corrupt(images: T, name: str, severity: int, *, preset: str = "auto", seed: 
     Returns:
         The corrupted images, clipped to [0, 1] (uint8: rounded to 0..255), with the input's type, shape,
         dtype and device. The input is not modified. Work is done in float32 on the CPU, except
-        jpeg_compression and pixelate, which are defined on 8-bit images (float input is rounded to 8 bit).
+        jpeg_compression, which is defined on 8-bit images (float input is rounded to 8 bit), and pixelate on
+        uint8 input, which runs Pillow's 8-bit resize as ImageNet-C did (float input is pixelated in float with
+        Pillow's exact BOX geometry, without the 8-bit rounding: within about 1/255 of the 8-bit result).
 
     Raises:
         ValueError: unknown corruption (the message lists the valid names), severity outside 1..5, unknown
@@ -95,6 +98,10 @@ def corrupt(images: T, name: str, severity: int, *, preset: str = "auto", seed: 
     seed = check_int(seed, "seed", low=0)
     index_offset = check_int(index_offset, "index_offset", low=0)
     fn = _FUNCS[name]
+    if name == "pixelate" and isinstance(images, torch.Tensor):  # float input: pixelate in float
+        planes, _ = to_planes(images, copy=False)
+        f = corruption_params(name, sev, resolve_preset(preset, planes.shape[2], planes.shape[3]))
+        return tensor_restorer(images)(torch.from_numpy(pixelate_planes(planes, f)))  # window means: in [0, 1]
     if name in _EIGHT_BIT:
         def make(h: int, w: int) -> Callable[[np.ndarray, int], np.ndarray]:
             params = corruption_params(name, sev, resolve_preset(preset, h, w))

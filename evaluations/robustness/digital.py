@@ -5,6 +5,8 @@ Hendrycks & Dietterich (ICLR 2019), parameters in ``params``. Deviations are lis
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 from PIL import Image
@@ -12,7 +14,7 @@ from PIL import Image
 from ._ops import reflect_gaussian_matrix
 from .params import ELASTIC_IMAGENET_SCALE
 
-__all__ = ["contrast", "elastic_transform", "jpeg_compression", "pixelate", "saturate"]
+__all__ = ["contrast", "elastic_transform", "jpeg_compression", "pixelate", "pixelate_planes", "saturate"]
 
 
 def contrast(x: np.ndarray, c: float, rngs: list[np.random.Generator]) -> np.ndarray:
@@ -45,16 +47,112 @@ def saturate(x: np.ndarray, p: tuple[float, float], rngs: list[np.random.Generat
 
 
 def pixelate(rgb: np.ndarray, f: float, rng: np.random.Generator) -> np.ndarray:
-    """Pillow BOX downscale of an 8-bit (H, W, 3) image to ``(int(W f), int(H f))``, then nearest-neighbour
-    upscale back (OpenCV ``INTER_NEAREST_EXACT``, which equals Pillow's NEAREST: ``imagecorruptions``).
-
-    ``make_imagenet_c.py`` upscales with Pillow's BOX filter, which picks the same pixels as NEAREST except on
-    single tie rows/columns at some odd sizes (checked identical at 224 and 32 px). Float input is rounded to
-    8 bit first, as ImageNet-C's pipeline is 8-bit throughout.
+    """Pillow BOX downscale of an 8-bit (H, W, 3) image to ``(int(W f), int(H f))``, then Pillow's BOX upscale
+    back (``make_imagenet_c.py``), which copies the pixel under each output centre: done by OpenCV's
+    ``INTER_NEAREST_EXACT`` where that picks the same pixels (224 and 32 px among others; not at some sizes such
+    as 299 px, where the pixels come from ``np.take`` of Pillow's own choice). The uint8 path of ``corrupt``;
+    float input goes to :func:`pixelate_planes`.
     """
     h, w, _ = rgb.shape
     small = np.asarray(Image.fromarray(rgb).resize((max(1, int(w * f)), max(1, int(h * f))), Image.Resampling.BOX))
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+    if _opencv_nearest_is_pillow_box(small.shape[0], small.shape[1], h, w):
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+    plan = _pixelate_plan(h, w, float(f))
+    return np.ascontiguousarray(small[plan.up_rows][:, plan.up_cols])
+
+
+@lru_cache(maxsize=32)
+def _opencv_nearest_is_pillow_box(hs: int, ws: int, h: int, w: int) -> bool:
+    """Whether OpenCV's ``INTER_NEAREST_EXACT`` upscale (hs, ws) -> (h, w) copies the same source pixels as
+    Pillow's BOX upscale (checked on index ramps)."""
+    ramp_r = np.repeat(np.arange(hs, dtype=np.float32)[:, None], ws, axis=1)
+    ramp_c = np.repeat(np.arange(ws, dtype=np.float32)[None, :], hs, axis=0)
+    return bool(
+        np.array_equal(cv2.resize(ramp_r, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)[:, 0],
+                       pillow_box_windows(hs, h)[0])
+        and np.array_equal(cv2.resize(ramp_c, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)[0],
+                           pillow_box_windows(ws, w)[0]))
+
+
+@lru_cache(maxsize=64)
+def pillow_box_windows(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, count)`` of the input pixels that Pillow's BOX filter averages for each output pixel along one
+    axis, from Pillow's own arithmetic (``precompute_coeffs`` in ``Resample.c``, double precision): scale
+    ``s = size_in / size_out``, support ``max(s, 1) / 2``, centre ``(i + 0.5) s``, and input pixel ``x`` taken when
+    ``(x - centre + 0.5) / max(s, 1)`` lies in (-0.5, 0.5]. Downscaling gives windows that partition the input;
+    upscaling gives one pixel each (the pixel under the centre)."""
+    scale = size_in / size_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    first = np.empty(size_out, dtype=np.intp)
+    count = np.empty(size_out, dtype=np.intp)
+    for i in range(size_out):
+        centre = (i + 0.5) * scale
+        xmin = max(int(centre - support + 0.5), 0)
+        xmax = min(int(centre + support + 0.5), size_in)
+        t = (np.arange(xmin, xmax) - centre + 0.5) / filterscale
+        taken = np.flatnonzero((t > -0.5) & (t <= 0.5)) + xmin
+        if taken.size == 0 or np.any(np.diff(taken) != 1):  # pragma: no cover - Pillow's box is never empty
+            raise AssertionError(f"BOX window {i} of {size_in}->{size_out} is not a contiguous run: {taken}")
+        first[i], count[i] = taken[0], taken.size
+    return first, count
+
+
+def _window_taps(first: np.ndarray, count: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The windows as taps: tap ``t`` takes pixel ``first + t`` of every window with weight 1 where ``t < count``
+    (else it repeats the window's last pixel with weight 0); tap 0 needs no weights."""
+    last = first + count - 1
+    return [(np.minimum(first + t, last), None if t == 0 else (t < count).astype(np.float32))
+            for t in range(int(count.max()))]
+
+
+class _PixelatePlan:
+    """Cached geometry of a float pixelate of (h, w) planes by ``f``: the taps of Pillow's BOX windows of the
+    downscale (rows, columns), the window areas, and the upscale source rows / columns."""
+
+    def __init__(self, h: int, w: int, f: float) -> None:
+        hs, ws = max(1, int(h * f)), max(1, int(w * f))
+        fr, cr = pillow_box_windows(h, hs)
+        fc, cc = pillow_box_windows(w, ws)
+        self.row_taps, self.col_taps = _window_taps(fr, cr), _window_taps(fc, cc)
+        self.area = (cr[:, None] * cc[None, :]).astype(np.float32)
+        self.up_rows, self.up_cols = pillow_box_windows(hs, h)[0], pillow_box_windows(ws, w)[0]
+
+
+@lru_cache(maxsize=32)
+def _pixelate_plan(h: int, w: int, f: float) -> _PixelatePlan:
+    return _PixelatePlan(h, w, f)
+
+
+def _window_sums(x: np.ndarray, taps: list[tuple[np.ndarray, np.ndarray | None]], axis: int) -> np.ndarray:
+    total = np.take(x, taps[0][0], axis=axis)
+    for index, weight in taps[1:]:
+        shape = [1] * x.ndim
+        shape[axis] = weight.size
+        total += np.take(x, index, axis=axis) * weight.reshape(shape)
+    return total
+
+
+def pixelate_planes(x: np.ndarray, f: float) -> np.ndarray:
+    """Float pixelate of planes (N, C, H, W): Pillow's BOX downscale to ``(int(W f), int(H f))`` and BOX upscale
+    back, in float, with Pillow's exact window geometry (:func:`pillow_box_windows`, including the sizes where
+    its rounding skips a pixel): the same numbers as Pillow's float ``"F"`` mode up to float rounding.
+
+    Window sums over rows, then columns (a few gathered rows / columns each), divided by the window area; the
+    upscale copies the pixel under each output centre. Blocks of about 64k values at a time, to stay in cache.
+    The 8-bit path (:func:`pixelate`, Pillow on uint8 as ImageNet-C) also rounds to 8 bit after each resize
+    pass; this float path does not round, so on the same pixels the two differ by at most about 1/255.
+    Returns a new float32 array.
+    """
+    plan = _pixelate_plan(x.shape[2], x.shape[3], float(f))
+    out = np.empty(x.shape, dtype=np.float32)
+    step = max(1, (1 << 16) // x[0].size)
+    for start in range(0, x.shape[0], step):
+        block = x[start: start + step]
+        small = _window_sums(_window_sums(block, plan.row_taps, 2), plan.col_taps, 3)
+        small /= plan.area
+        np.take(np.take(small, plan.up_cols, axis=3), plan.up_rows, axis=2, out=out[start: start + step])
+    return out
 
 
 def jpeg_compression(rgb: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:

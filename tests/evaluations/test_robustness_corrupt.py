@@ -248,3 +248,38 @@ def test_procedural_frost_substitute(monkeypatch):
     finally:
         _textures._raw_photos.cache_clear()
         _textures.frost_photos.cache_clear()
+
+
+def _pillow_pixelate(plane_or_rgb: np.ndarray, f: float, mode: str | None = None) -> np.ndarray:
+    h, w = plane_or_rgb.shape[:2]
+    img = Image.fromarray(plane_or_rgb, mode=mode) if mode else Image.fromarray(plane_or_rgb)
+    small = img.resize((max(1, int(w * f)), max(1, int(h * f))), Image.Resampling.BOX)
+    return np.asarray(small.resize((w, h), Image.Resampling.BOX))
+
+
+@pytest.mark.parametrize("h, w", [(224, 224), (32, 32), (299, 299), (37, 91), (64, 48)])
+def test_float_pixelate_equals_pillow_float_mode(h, w):
+    """The float path computes Pillow's BOX down + BOX up in float ("F" mode), including the sizes where
+    Pillow's rounding skips an input pixel (299 px) and where OpenCV's nearest picks other pixels."""
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+    for sev in (1, 3, 5):
+        f = [0.6, 0.5, 0.4, 0.3, 0.25][sev - 1]
+        out = corrupt(x, "pixelate", sev, preset="imagenet")
+        ref = np.stack([np.stack([_pillow_pixelate(x[i, c].numpy(), f, "F") for c in range(3)]) for i in range(2)])
+        np.testing.assert_allclose(out.numpy(), ref, atol=2e-6)
+
+
+def test_uint8_pixelate_equals_pillow_where_opencv_nearest_differs():
+    u8 = natural_uint8(299, 2)
+    for sev, f in ((2, 0.5), (5, 0.25)):
+        out = corrupt(u8, "pixelate", sev, preset="imagenet")
+        for i in range(2):
+            np.testing.assert_array_equal(out[i], _pillow_pixelate(u8[i], f))
+
+
+def test_float_and_uint8_pixelate_agree_within_8bit_rounding():
+    u8 = natural_uint8(224, 2)
+    x = torch.from_numpy(u8.copy()).permute(0, 3, 1, 2).float().div(255.0)
+    a = corrupt(x, "pixelate", 3).permute(0, 2, 3, 1).numpy() * 255.0
+    b = corrupt(u8, "pixelate", 3).astype(np.float32)
+    assert np.abs(a - b).max() <= 1.0 + 1e-3
