@@ -20,6 +20,7 @@ Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,11 +81,17 @@ def supported(names: list[str], splits: Splits) -> tuple[list[str], list[str]]:
 
 
 def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
-    """Run the diagnostics ``names`` in order; results are added to ``ctx.report`` and returned."""
+    """Run the diagnostics ``names`` in order; results are added to ``ctx.report`` and returned.
+
+    The wall time of each diagnostic goes to the report as ``run.diagnostic_seconds``."""
     results: dict[str, Any] = {}
     runnable, skipped = supported(names, ctx.splits)
+    seconds: dict[str, float] = {}
     for name in runnable:
+        start = time.perf_counter()
         results.update(DIAGNOSTICS[name][0](ctx))
+        seconds[name] = round(time.perf_counter() - start, 2)
+    ctx.report.add("run", {"diagnostic_seconds": seconds})
     if skipped:
         ctx.report.add("run", {"skipped_diagnostics": skipped})
     for sentence in findings(results):

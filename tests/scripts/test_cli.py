@@ -35,6 +35,9 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert len(results["robustness"]["table"]) == 19
     assert results["identifiability"]["trained"]["cls"]["metric"] == "accuracy"
     assert results["identifiability"]["trained"]["bg_texture"]["role"] == "style"
+    seconds = results["run"]["diagnostic_seconds"]  # wall time per diagnostic, in the order they ran
+    assert list(seconds) == ["linear", "knn", "spectrum", "geometry", "fgbg", "robustness", "cam", "identifiability"]
+    assert all(v >= 0 for v in seconds.values()) and sum(seconds.values()) <= results["run"]["total_seconds"]
     grounding = results["grounding"]["probe"]
     assert 0 <= grounding["energy_in_mask"] <= 1 and 0 < grounding["energy_baseline"] < 1
     assert (out / "plots" / "cam_overlays.png").is_file()
