@@ -54,10 +54,20 @@ def _glass_sources(dy: np.ndarray, dx: np.ndarray, r0: int, c0: int, width: int)
     ptr = np.where(visited, interior + dy32 * nw + dx32, -1 - (flat + dy32 * width + dx32)).ravel()
     active = np.flatnonzero(visited)
     while active.size:
-        nxt = ptr[ptr[active]]
+        nxt = np.take(ptr, np.take(ptr, active))
         ptr[active] = nxt
         active = active[nxt >= 0]
     return -1 - ptr
+
+
+def _displacements(rng: np.random.Generator, delta: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform int8 draws from ``-delta .. delta - 1``: the low bits of random bytes when ``2 delta`` is a power of
+    two (exactly uniform, a third of the time of ``Generator.integers``), else ``Generator.integers``."""
+    span = 2 * delta
+    if span & (span - 1) == 0 and span <= 256:
+        raw = np.frombuffer(rng.bytes(int(np.prod(shape))), dtype=np.uint8).reshape(shape)
+        return ((raw & np.uint8(span - 1)).view(np.int8) - np.int8(delta)).astype(np.int8, copy=False)
+    return rng.integers(-delta, delta, size=shape, dtype=np.int8)
 
 
 def glass_blur(x: np.ndarray, p: tuple[float, int, int], rngs: list[np.random.Generator]) -> np.ndarray:
@@ -81,12 +91,11 @@ def glass_blur(x: np.ndarray, p: tuple[float, int, int], rngs: list[np.random.Ge
     c0, c1 = delta + 1, w - delta + 1
     if r1 > r0 and c1 > c0:
         for i, rng in enumerate(rngs):
-            d = rng.integers(-delta, delta, size=(iterations, 2, r1 - r0, c1 - c0), dtype=np.int8)
+            d = _displacements(rng, delta, (iterations, 2, r1 - r0, c1 - c0))
             flat = x[i].reshape(c, h * w)
             for it in range(iterations):
                 src = _glass_sources(d[it, 0], d[it, 1], r0, c0, w)
-                moved = flat[:, src]
-                x[i, :, r0:r1, c0:c1] = moved.reshape(c, r1 - r0, c1 - c0)
+                x[i, :, r0:r1, c0:c1] = np.take(flat, src, axis=1).reshape(c, r1 - r0, c1 - c0)
     return gaussian_planes(x, sigma)
 
 

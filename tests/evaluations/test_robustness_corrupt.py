@@ -283,3 +283,19 @@ def test_float_and_uint8_pixelate_agree_within_8bit_rounding():
     a = corrupt(x, "pixelate", 3).permute(0, 2, 3, 1).numpy() * 255.0
     b = corrupt(u8, "pixelate", 3).astype(np.float32)
     assert np.abs(a - b).max() <= 1.0 + 1e-3
+
+
+@pytest.mark.parametrize("shape, sigma", [((2, 2, 40, 56), 2.44), ((1, 2, 32, 32), 0.32), ((1, 2, 24, 30), 9.0),
+                                          ((1, 1, 20, 20), 40.0)])
+def test_elastic_smoothing_equals_scipy_reflect_gaussian(shape, sigma):
+    """Separable filter (short kernels) and dense reflect matrices (kernels longer than the image) both equal
+    scipy.ndimage.gaussian_filter(mode="reflect", truncate=3) on every plane."""
+    from scipy.ndimage import gaussian_filter
+
+    from evaluations.robustness.digital import smooth_reflect
+
+    fields = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+    out = smooth_reflect(fields, sigma, 3.0)
+    for index in np.ndindex(shape[:2]):
+        ref = gaussian_filter(fields[index].astype(np.float64), sigma, mode="reflect", truncate=3.0)
+        np.testing.assert_allclose(out[index], ref, atol=2e-6)
