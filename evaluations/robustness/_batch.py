@@ -19,8 +19,8 @@ from .._validate import check_int
 from .params import CORRUPTIONS
 
 __all__ = [
-    "MIN_SIDE", "check_name", "check_severity", "image_rngs", "per_image_uint8", "resolve_preset", "tensor_restorer",
-    "to_planes",
+    "MIN_SIDE", "check_name", "check_severity", "image_rngs", "per_image_uint8", "resolve_preset", "standard_normal",
+    "tensor_restorer", "to_planes", "uniform",
 ]
 
 MIN_SIDE = 16
@@ -59,6 +59,22 @@ def image_rngs(seed: int, name: str, severity: int, n: int, index_offset: int = 
     """
     code = zlib.crc32(name.encode("ascii"))
     return [np.random.default_rng([seed, index_offset + i, code, severity]) for i in range(n)]
+
+
+def standard_normal(rng: np.random.Generator, shape: tuple[int, ...], loc: float = 0.0, scale: float = 1.0
+                    ) -> np.ndarray:
+    """Float32 draws from N(loc, scale^2) of ``shape``, deterministic in ``rng``: torch's vectorised Box-Muller
+    sampler on a generator seeded from ``rng`` (about 3x faster than numpy's ziggurat on these sizes)."""
+    generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+    return torch.empty(shape, dtype=torch.float32).normal_(loc, scale, generator=generator).numpy()
+
+
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
+    """Float32 draws from U(low, high) of ``shape``, deterministic in ``rng`` (numpy's float32 generator)."""
+    out = rng.random(shape, dtype=np.float32)
+    out *= np.float32(high - low)
+    out += np.float32(low)
+    return out
 
 
 def _describe(x: object) -> str:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ._batch import uniform
 from ._ops import reflect_gaussian_matrix
 from .params import ELASTIC_IMAGENET_SCALE
 
@@ -216,7 +217,7 @@ def elastic_transform(x: np.ndarray, p: tuple[float, float, float], rngs: list[n
         m = cv2.getAffineTransform(pts1, pts2)
         for ch in range(c):
             x[i, ch] = cv2.warpAffine(x[i, ch], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        fields[i] = rng.uniform(-1.0, 1.0, size=(2, h, w))
+        fields[i] = uniform(rng, (2, h, w), -1.0, 1.0)
     fields = smooth_reflect(fields, float(sigma), 3.0)
     fields *= np.float32(alpha)
     grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -1,14 +1,15 @@
 """Noise corruptions: gaussian_noise, shot_noise, impulse_noise and the extra speckle_noise.
 
-Hendrycks & Dietterich (ICLR 2019). Each image draws from its own generator (see ``_batch.image_rngs``), in
-the (3, H, W) layout, so float-tensor and uint8 inputs of the same pixels get the same noise. Parameters per
-severity: ``params.IMAGENET`` / ``params.CIFAR``.
+Hendrycks & Dietterich (ICLR 2019). Each image draws from its own generator (see ``_batch.image_rngs``; normal
+draws through ``_batch.standard_normal``), in the (3, H, W) layout, so float-tensor and uint8 inputs of the same
+pixels get the same noise. Parameters per severity: ``params.IMAGENET`` / ``params.CIFAR``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._batch import standard_normal
 from ._poisson import poisson_tables, sample_unit_rates
 
 __all__ = ["gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"]
@@ -17,9 +18,7 @@ __all__ = ["gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"]
 def gaussian_noise(x: np.ndarray, sigma: float, rngs: list[np.random.Generator]) -> np.ndarray:
     """``clip(x + N(0, sigma^2))`` per pixel and channel."""
     for i, rng in enumerate(rngs):
-        noise = rng.standard_normal(x.shape[1:], dtype=np.float32)
-        noise *= np.float32(sigma)
-        x[i] += noise
+        x[i] += standard_normal(rng, x.shape[1:], scale=sigma)
     return x
 
 
@@ -57,7 +56,5 @@ def impulse_noise(x: np.ndarray, amount: float, rngs: list[np.random.Generator])
 def speckle_noise(x: np.ndarray, sigma: float, rngs: list[np.random.Generator]) -> np.ndarray:
     """Multiplicative noise ``x + x * N(0, sigma^2)`` (extra corruption)."""
     for i, rng in enumerate(rngs):
-        noise = rng.standard_normal(x.shape[1:], dtype=np.float32)
-        noise *= np.float32(sigma)
-        x[i] += x[i] * noise
+        x[i] += x[i] * standard_normal(rng, x.shape[1:], scale=sigma)
     return x

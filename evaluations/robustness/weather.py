@@ -11,6 +11,7 @@ import math
 import cv2
 import numpy as np
 
+from ._batch import standard_normal
 from ._ops import clipped_zoom_matrix, gaussian_planes, luma, motion_blur_planes, motion_taps, warp_planes
 from ._textures import frost_photos, plasma_fractal
 from .params import CIFAR_FROST_SCALE
@@ -31,7 +32,7 @@ def snow(x: np.ndarray, p: tuple, rngs: list[np.random.Generator]) -> np.ndarray
     layer = np.empty((n, 1, h, w), dtype=np.float32)
     angles = []
     for i, rng in enumerate(rngs):
-        layer[i, 0] = rng.normal(loc, scale, size=(h, w))
+        layer[i, 0] = standard_normal(rng, (h, w), loc, scale)
         angles.append(float(rng.uniform(-135.0, -45.0)))
     if abs(zoom - 1.0) > 1e-12:
         layer = warp_planes(layer, clipped_zoom_matrix(h, w, float(zoom)))
@@ -125,7 +126,7 @@ def spatter(x: np.ndarray, p: tuple, rngs: list[np.random.Generator]) -> np.ndar
     """
     loc, scale, sigma, thr, intensity, mud = p
     n, _, h, w = x.shape
-    liquid = np.stack([rng.normal(loc, scale, size=(h, w)).astype(np.float32) for rng in rngs])
+    liquid = np.stack([standard_normal(rng, (h, w), loc, scale) for rng in rngs])
     liquid = gaussian_planes(liquid, float(sigma))
     liquid[liquid < thr] = 0.0
     if not mud:
