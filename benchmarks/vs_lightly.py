@@ -14,7 +14,8 @@ Measured per method:
   (a) step time: ``--repeats`` rounds of one ``Trainer.train_step`` call of each side on the same views, the
       order alternating between rounds (``_timing.interleaved_times``); the median over rounds of the
       within-round ratio → ``RATIO vs_lightly_step_<method> <ours / lightly>`` (the JSON also keeps each
-      side's median and their ratio);
+      side's median and their ratio); with ``--aa`` a second instance of ours runs in the same rounds, and
+      ``RATIO vs_self_step_<method>`` (ours / ours) shows the protocol's own spread on the machine;
   (b) kNN accuracy after ``--steps`` training steps, for ``--seeds`` seeds: the main job's protocol (frozen
       backbone features, ``probe`` split as the bank, ``test`` split as queries, ``evaluations.knn_accuracy``
       with k = 200, T = 0.1) → ``RATIO vs_lightly_knn_diff_<method> <mean ours − mean lightly>`` (fractions;
@@ -349,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knn-k", type=int, default=200, help="neighbours of the kNN classifier (main job: 200)")
     parser.add_argument("--timing-only", action="store_true",
                         help="only the step-time rounds (b is skipped); writes vs_lightly_timing.json")
+    parser.add_argument("--aa", action="store_true",
+                        help="also time a second instance of ours in the same rounds (RATIO vs_self_step_<method>): "
+                             "how far from 1 the protocol reads two identical sides on this machine")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test in seconds: 2 steps, 1 seed, batch 32, 16 px, 2 timing rounds, small splits")
     args = parser.parse_args(argv)
@@ -391,17 +395,24 @@ def main(argv: list[str] | None = None) -> int:
         t_ours = trainer_for(ours, data["train"], config, tmp / name / "time_ours")
         t_theirs = trainer_for(theirs, data["train"], config, tmp / name / "time_lightly")
         views = t_ours.views_for_step(0)
-        times = interleaved_times({"ours": lambda t=t_ours, v=views: t.train_step(v),
-                                   "lightly": lambda t=t_theirs, v=views: t.train_step(v)},
-                                  args.repeats, warmup=1 if args.quick else 3, device=args.device)
+        fns = {"ours": lambda t=t_ours, v=views: t.train_step(v),
+               "lightly": lambda t=t_theirs, v=views: t.train_step(v)}
+        if args.aa:  # a second, identical instance of ours in the same rounds: the protocol's own spread
+            t_again = trainer_for(build_pair(name, 0, args)[0], data["train"], config, tmp / name / "time_ours_again")
+            fns["ours_again"] = lambda t=t_again, v=views: t.train_step(v)
+        times = interleaved_times(fns, args.repeats, warmup=1 if args.quick else 3, device=args.device)
         step_s[name] = {side: statistics.median(v) for side, v in times.items()}
         ratio = paired_ratio(times, "ours", "lightly")
         report_ratio(f"vs_lightly_step_{name}", ratio, ours_s=step_s[name]["ours"], lightly_s=step_s[name]["lightly"])
         step_s[name] |= {"ratio": ratio, "ratio_of_medians": step_s[name]["ours"] / step_s[name]["lightly"]}
+        if args.aa:
+            step_s[name]["aa_ratio"] = paired_ratio(times, "ours", "ours_again")
+            report_ratio(f"vs_self_step_{name}", step_s[name]["aa_ratio"], ours_s=step_s[name]["ours"],
+                         ours_again_s=step_s[name]["ours_again"])
     if args.timing_only:
-        path = write_results("vs_lightly_timing", {"step_s": step_s, "repeats": args.repeats,
-                                                   "batch_size": args.batch_size, "backbone": args.backbone,
-                                                   "torch_threads": torch.get_num_threads()})
+        payload = {"step_s": step_s, "repeats": args.repeats, "aa": args.aa, "batch_size": args.batch_size,
+                   "backbone": args.backbone, "torch_threads": torch.get_num_threads()}
+        path = write_results("vs_lightly_timing_quick" if args.quick else "vs_lightly_timing", payload)
         print(f"wrote {path}")
         return 0
     estimate = sum(args.seeds * args.steps * (s["ours"] + s["lightly"]) for s in step_s.values())
