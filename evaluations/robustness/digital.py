@@ -119,6 +119,7 @@ class _PixelatePlan:
         self.row_taps, self.col_taps = _window_taps(fr, cr), _window_taps(fc, cc)
         self.area = (cr[:, None] * cc[None, :]).astype(np.float32)
         self.up_rows, self.up_cols = pillow_box_windows(hs, h)[0], pillow_box_windows(ws, w)[0]
+        self.opencv_upscale = _opencv_nearest_is_pillow_box(hs, ws, h, w)
 
 
 @lru_cache(maxsize=32)
@@ -129,9 +130,12 @@ def _pixelate_plan(h: int, w: int, f: float) -> _PixelatePlan:
 def _window_sums(x: np.ndarray, taps: list[tuple[np.ndarray, np.ndarray | None]], axis: int) -> np.ndarray:
     total = np.take(x, taps[0][0], axis=axis)
     for index, weight in taps[1:]:
-        shape = [1] * x.ndim
-        shape[axis] = weight.size
-        total += np.take(x, index, axis=axis) * weight.reshape(shape)
+        tap = np.take(x, index, axis=axis)
+        if not weight.all():  # some windows are shorter than this tap: their repeated last pixel weighs 0
+            shape = [1] * x.ndim
+            shape[axis] = weight.size
+            tap *= weight.reshape(shape)
+        total += tap
     return total
 
 
@@ -141,19 +145,26 @@ def pixelate_planes(x: np.ndarray, f: float) -> np.ndarray:
     its rounding skips a pixel): the same numbers as Pillow's float ``"F"`` mode up to float rounding.
 
     Window sums over rows, then columns (a few gathered rows / columns each), divided by the window area; the
-    upscale copies the pixel under each output centre. Blocks of about 64k values at a time, to stay in cache.
+    upscale copies the pixel under each output centre (OpenCV ``INTER_NEAREST_EXACT`` where it picks the same
+    pixels as Pillow, else ``np.take``). Blocks of about 64k values at a time, to stay in cache.
     The 8-bit path (:func:`pixelate`, Pillow on uint8 as ImageNet-C) also rounds to 8 bit after each resize
     pass; this float path does not round, so on the same pixels the two differ by at most about 1/255.
     Returns a new float32 array.
     """
-    plan = _pixelate_plan(x.shape[2], x.shape[3], float(f))
+    h, w = x.shape[2:]
+    plan = _pixelate_plan(h, w, float(f))
     out = np.empty(x.shape, dtype=np.float32)
     step = max(1, (1 << 16) // x[0].size)
     for start in range(0, x.shape[0], step):
         block = x[start: start + step]
         small = _window_sums(_window_sums(block, plan.row_taps, 2), plan.col_taps, 3)
         small /= plan.area
-        np.take(np.take(small, plan.up_cols, axis=3), plan.up_rows, axis=2, out=out[start: start + step])
+        if plan.opencv_upscale:
+            for index in np.ndindex(small.shape[:2]):
+                cv2.resize(small[index], (w, h), dst=out[start + index[0], index[1]],
+                           interpolation=cv2.INTER_NEAREST_EXACT)
+        else:
+            np.take(np.take(small, plan.up_cols, axis=3), plan.up_rows, axis=2, out=out[start: start + step])
     return out
 
 
