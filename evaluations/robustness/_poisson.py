@@ -13,7 +13,7 @@ Poisson variables is Poisson with the summed rate):
   (B = 256, or 1024 above rate 64) holds ``start = min{k : F_j(k) > b/B}`` and ``F_j(start)``; a ``u`` below that
   value has the answer ``start``, and the others (a bucket that a CDF step cuts, a few percent of the draws)
   bisect the cached CDF row between ``start`` and the next bucket's start;
-* ``Poisson(d)``, only where ``d > 0``, by sequential inversion with a second uniform (``d < lam / 255``).
+* ``Poisson(d)``, only off the grid (``d > 0``), by sequential inversion with a second uniform (``d < lam / 255``).
 
 Deviations, all at float resolution: values within 2^-14 of an 8-bit level (``x · 255`` computed in float32;
 8-bit images converted to float land there by rounding) take that level's rate exactly; the CDF table stops
@@ -44,7 +44,7 @@ class PoissonTables:
         rates = np.arange(GRID + 1, dtype=np.float64) * (lam / GRID)
         cdf = poisson.cdf(np.arange(self.width)[None, :], rates[:, None])
         cdf[:, -1] = 2.0  # every uniform stops at k_max
-        # about 8 buckets per standard deviation of the widest row keeps the walks rare
+        # wider rows (rates above 64) get finer buckets, so that few buckets are cut by a CDF step
         self.buckets = 256 if lam <= 64 else 1024
         levels = np.arange(self.buckets, dtype=np.float64) / self.buckets
         start = np.stack([np.searchsorted(row, levels, side="right") for row in cdf])  # first k with F > level
