@@ -81,8 +81,9 @@ def pillow_box_windows(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndar
     """``(first, count)`` of the input pixels that Pillow's BOX filter averages for each output pixel along one
     axis, from Pillow's own arithmetic (``precompute_coeffs`` in ``Resample.c``, double precision): scale
     ``s = size_in / size_out``, support ``max(s, 1) / 2``, centre ``(i + 0.5) s``, and input pixel ``x`` taken when
-    ``(x - centre + 0.5) / max(s, 1)`` lies in (-0.5, 0.5]. Downscaling gives windows that partition the input;
-    upscaling gives one pixel each (the pixel under the centre)."""
+    ``(x - centre + 0.5) / max(s, 1)`` lies in (-0.5, 0.5]. Downscaling gives back-to-back windows, except that
+    Pillow's rounding skips an input pixel now and then (299 -> 224 skips pixel 149); upscaling gives one pixel
+    each (the pixel under the centre)."""
     scale = size_in / size_out
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
