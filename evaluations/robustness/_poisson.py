@@ -39,7 +39,6 @@ class PoissonTables:
     def __init__(self, lam: float) -> None:
         from scipy.stats import poisson
 
-        self.lam = lam
         self.width = int(math.ceil(lam + 12.0 * math.sqrt(lam) + 20.0)) + 1
         rates = np.arange(GRID + 1, dtype=np.float64) * (lam / GRID)
         cdf = poisson.cdf(np.arange(self.width)[None, :], rates[:, None])

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ._batch import uniform
-from ._ops import reflect_gaussian_matrix
+from ._ops import gaussian_planes, reflect_gaussian_matrix
 from .params import ELASTIC_IMAGENET_SCALE
 
 __all__ = ["contrast", "elastic_transform", "jpeg_compression", "pixelate", "pixelate_planes", "saturate",
@@ -57,10 +57,10 @@ def pixelate(rgb: np.ndarray, f: float, rng: np.random.Generator) -> np.ndarray:
     """
     h, w, _ = rgb.shape
     small = np.asarray(Image.fromarray(rgb).resize((max(1, int(w * f)), max(1, int(h * f))), Image.Resampling.BOX))
-    if _opencv_nearest_is_pillow_box(small.shape[0], small.shape[1], h, w):
+    hs, ws = small.shape[:2]
+    if _opencv_nearest_is_pillow_box(hs, ws, h, w):
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
-    plan = _pixelate_plan(h, w, float(f))
-    return np.ascontiguousarray(small[plan.up_rows][:, plan.up_cols])
+    return np.ascontiguousarray(small[pillow_box_windows(hs, h)[0]][:, pillow_box_windows(ws, w)[0]])
 
 
 @lru_cache(maxsize=32)
@@ -183,8 +183,8 @@ def smooth_reflect(fields: np.ndarray, sigma: float, truncate: float) -> np.ndar
     """``scipy.ndimage.gaussian_filter(f, sigma, mode="reflect", truncate)`` of every (H, W) plane of ``fields``
     (N, C, H, W), float32.
 
-    A separable 2-D filter (``cv2.sepFilter2D``, ``BORDER_REFLECT`` = scipy's ``"reflect"``) when the kernel
-    radius is shorter than both sides; otherwise (ImageNet-C's severities 1-2 smooth with sigma up to 171 px at
+    :func:`._ops.gaussian_planes` with ``BORDER_REFLECT`` (scipy's ``"reflect"``) when the kernel radius is shorter
+    than both sides; otherwise (ImageNet-C's severities 1-2 smooth with sigma up to 171 px at
     224 px, a kernel far longer than the image, which reflects many times) products with the dense matrices of
     :func:`._ops.reflect_gaussian_matrix`.
     """
@@ -194,13 +194,7 @@ def smooth_reflect(fields: np.ndarray, sigma: float, truncate: float) -> np.ndar
         gh = reflect_gaussian_matrix(h, sigma, truncate)
         gw = reflect_gaussian_matrix(w, sigma, truncate)
         return np.matmul(np.matmul(gh, fields), gw.T)
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).astype(np.float32)
-    out = np.empty_like(fields)
-    for index in np.ndindex(fields.shape[:-2]):
-        cv2.sepFilter2D(fields[index], -1, kernel, kernel, dst=out[index], borderType=cv2.BORDER_REFLECT)
-    return out
+    return gaussian_planes(fields, sigma, truncate=truncate, border=cv2.BORDER_REFLECT)
 
 
 def elastic_transform(x: np.ndarray, p: tuple[float, float, float], rngs: list[np.random.Generator], *,
