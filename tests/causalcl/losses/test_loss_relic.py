@@ -156,3 +156,48 @@ def test_logits_and_bad_inputs() -> None:
         relic_terms([u, w], [u, w[:3]])
     with pytest.raises(ValueError, match="NaN"):
         relic_terms([u, torch.full_like(w, float("nan"))], [u, w])
+
+
+def _descend_p(mode: str, steps: int = 200, lr: float = 16.0) -> tuple[float, float, float, float, float]:
+    """Plain gradient descent on p's logits under ``relic_kl(p, q, mode)`` with q's logits fixed (the loss is
+    the mean over 8 rows, hence the step 16 = 2 per row).
+
+    Returns (KL at start, KL at end, H(p) at start, H(p) at end, H(q))."""
+    g = torch.Generator().manual_seed(0)
+    lq = 2.0 * torch.randn(8, 16, generator=g, dtype=torch.float64)  # fixed, no gradient
+    lp = torch.randn(8, 16, generator=g, dtype=torch.float64).requires_grad_()
+
+    def entropy(logits: torch.Tensor) -> float:
+        logp = torch.log_softmax(logits.detach(), 1)
+        return float(-(logp.exp() * logp).sum(1).mean())
+
+    kl0, hp0 = relic_kl(lp.detach(), lq).item(), entropy(lp)
+    opt = torch.optim.SGD([lp], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        relic_kl(lp, lq, mode).backward()
+        opt.step()
+    return kl0, relic_kl(lp.detach(), lq).item(), hp0, entropy(lp), entropy(lq)
+
+
+def test_default_kl_gradient_moves_p_towards_q() -> None:
+    """The default (exact KL) gradient drives p to q: KL → 0 and H(p) → H(q), not 0."""
+    assert relic_kl.__defaults__ == ("none",)
+    kl0, kl1, _, hp1, hq = _descend_p("none")
+    assert kl0 > 0.5 and kl1 < 1e-2 * kl0
+    assert hp1 == pytest.approx(hq, abs=0.05) and hq > 0.5
+
+
+def test_entropy_stop_gradient_sharpens_p_instead() -> None:
+    """The "entropy" mode's gradient is the cross-entropy H(p, q)'s: with q fixed it collapses p to a
+    one-hot (H(p) → 0) while the KL stays large, so it is told apart from the default."""
+    kl0, kl1, hp0, hp1, hq = _descend_p("entropy")
+    assert hp1 < 0.05 < 1.0 < hq and hp1 < 0.05 * hp0
+    assert kl1 > 0.3 * kl0
+
+
+def test_target_stop_gradient_gives_p_no_gradient() -> None:
+    lp = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    lq = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    relic_kl(lp, lq, "target").backward()
+    assert lp.grad is None and lq.grad is not None and lq.grad.abs().sum() > 0
