@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from .data import get_dataset
+from .causal.background import BACKGROUND_SOURCES, DONOR_FILLS, BackgroundSwap
+from .data import DATASETS, get_dataset
 from .data.augment import SimCLRAugment
-from .data.interventional import InterventionalViews
+from .data.interventional import InterventionalViews, style_variables
 from .methods import Method, get_method
+from .methods.base import interventional_refusal
 from .models import build_backbone
 from .train.config import Config
 
@@ -78,25 +81,26 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
 
     ``augment.views = "augment"`` (default): the method draws its views from the pixel augmentation.
     ``"interventional"``: each view is a true counterfactual of the sample under do(style = s')
-    (``causalcl.data.interventional.InterventionalViews``), optionally augmented as well.
+    (``causalcl.data.interventional.InterventionalViews``), optionally augmented as well, made by the
+    method's ``make_interventional_views``; a method that cannot take them is refused with its reason
+    (``causalcl.methods.base.interventional_refusal``).
     """
     kind = config.augment.views if config is not None else "augment"
     if kind not in VIEW_KINDS:
         raise ValueError(f"augment.views: expected one of {list(VIEW_KINDS)}, got {kind!r}")
+    swapped = background_swap_view_fn(method, augment, config, dataset)  # DESIGN §5.3a; None when off
     if kind == "interventional":
-        custom_views = type(method).make_views is not Method.make_views
-        allowed = method.supports_interventional_views
-        if not (allowed if allowed is not None else not custom_views):
-            raise ValueError(f"augment.views: method {method.name!r} builds its own views (multi-crop or "
-                             "leave-one-out) and cannot take interventional views")
+        check_interventional(method)
         a = config.augment
         views = InterventionalViews(dataset, a.intervene_on, augment if a.augment_counterfactuals else None)
 
         def interventional_fn(images: torch.Tensor, indices: torch.Tensor,
                               generator: torch.Generator) -> list[torch.Tensor]:
-            return views(images, indices, generator, method.num_views)
+            return method.make_interventional_views(views, images, indices, generator)
 
         return interventional_fn
+    if swapped is not None:
+        return swapped
 
     def view_fn(images: torch.Tensor, _indices: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         return method.make_views(augment, images, generator)
@@ -104,8 +108,126 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
     return view_fn
 
 
+class InterveneThenAugment(SimCLRAugment):
+    """``augment(intervention(x))``: a ``SimCLRAugment`` that first applies a per-batch ``StyleIntervention``.
+
+    It is a copy of the wrapped augmentation's settings (a ``SimCLRAugment`` itself), so a method that
+    reads, copies or modifies its augmentation (CMC's grayscale, ReSSL's weak teacher view) keeps the
+    intervention; one that builds a new ``SimCLRAugment`` from the settings (SwAV's small crops, LooC's
+    ``base="crop"``) does not get it for those views.
+    """
+
+    def __init__(self, intervention: Callable[..., torch.Tensor], augment: SimCLRAugment) -> None:
+        self.__dict__.update(vars(augment))  # the settings, as validated by augment's own constructor
+        self.intervention = intervention
+        self._calls = [0]  # shared with copies (CMC and ReSSL copy their augmentation)
+
+    @property
+    def calls(self) -> int:
+        """How many batches this augmentation (or a copy of it) has augmented."""
+        return self._calls[0]
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        self._calls[0] += 1
+        return super().__call__(self.intervention(images, generator), generator)
+
+    def __repr__(self) -> str:
+        return f"InterveneThenAugment({self.intervention!r}, {super().__repr__()})"
+
+
+def background_swap_view_fn(method: Method, augment: SimCLRAugment, config: Config | None, dataset):
+    """The view function with background swaps do(background = b′) (DESIGN §5.3a), or ``None`` when none is asked.
+
+    Two uses, both needing the training set's foreground masks (``dataset.masks``, bool (N, H, W); the
+    SCM datasets ``shapes`` and ``digits`` carry them), looked up per batch by the batch's ``indices``:
+
+    * ``augment.background_swap_p = p > 0`` (any method): every call of the augmentation first swaps
+      the background of each image with probability p (``augment.background_swap_source``,
+      ``augment.background_swap_fill``), so each view gets its own independent draw:
+      view = augment(background_swap(x, m)). The swap comes *before* the pixel augmentation because
+      the masks are aligned with the stored images; a crop or flip would move the pixels off them.
+    * a method with ``mask_interventions`` (ReLIC's ``method.interventions``): the named swaps, bound
+      to the batch's masks, are passed to its ``make_intervened_views``.
+
+    Raises:
+        ValueError: a bad ``augment.background_swap_*`` value, a dataset without masks, or
+            ``augment.views=interventional`` (true counterfactuals are not pixel views to swap).
+    """
+    if config is None:
+        return None
+    a = config.augment
+    p, names = a.background_swap_p, tuple(getattr(method, "mask_interventions", ()))
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"augment.background_swap_p: expected a probability in [0, 1], got {p!r}")
+    if p == 0 and not names:
+        return None
+    if a.background_swap_source not in BACKGROUND_SOURCES:
+        raise ValueError(f"augment.background_swap_source: expected one of {list(BACKGROUND_SOURCES)}, "
+                         f"got {a.background_swap_source!r}")
+    if a.background_swap_fill not in DONOR_FILLS:
+        raise ValueError(f"augment.background_swap_fill: expected one of {list(DONOR_FILLS)}, "
+                         f"got {a.background_swap_fill!r}")
+    key = "augment.background_swap_p" if p > 0 else "method.interventions"
+    if a.views == "interventional":
+        raise ValueError(f"{key}: background swaps act on the pixel views; they cannot be combined with "
+                         "augment.views=interventional (set one or the other)")
+    masks = getattr(dataset, "masks", None)
+    if masks is None:
+        raise ValueError(f"{key}: dataset {config.data.name!r} has no foreground masks, which a background swap "
+                         f"needs (datasets with masks: {', '.join(EMBEDDED_DATASETS)}); unset {key}")
+    swap = BackgroundSwap(a.background_swap_source, float(p), a.background_swap_fill) if p > 0 else None
+    styles = {name: BackgroundSwap.from_name(name, fill=a.background_swap_fill) for name in names}
+
+    def swapped_view_fn(images: torch.Tensor, indices: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        batch_masks = masks[torch.as_tensor(indices).cpu().long()].to(images.device, non_blocking=True)
+        aug = augment if swap is None else InterveneThenAugment(swap.bind(batch_masks), augment)
+        if names:
+            bound = {name: style.bind(batch_masks) for name, style in styles.items()}
+            views = method.make_intervened_views(aug, images, generator, bound)
+        else:
+            views = method.make_views(aug, images, generator)
+        if swap is not None and aug.calls == 0:
+            raise ValueError(f"augment.background_swap_p: method {method.name!r} never called the configured "
+                             "augmentation (it builds its own), so no view would be swapped; choose a setting that "
+                             "uses it (e.g. LooC's method.base=augment) or unset augment.background_swap_p")
+        return views
+
+    return swapped_view_fn
+
+
+def check_interventional(method: Method) -> None:
+    """Raise the one-line reason why ``method`` cannot take ``--views interventional``, if it cannot."""
+    refusal = interventional_refusal(method)
+    if refusal is not None:
+        raise ValueError(f"augment.views: {refusal}")
+
+
+def interventional_variables(config: Config) -> list[str]:
+    """The variables ``--views interventional`` intervenes on: ``augment.intervene_on`` or the dataset's style
+    latents (``InterventionalViews`` checks them against the dataset when the views are built)."""
+    if config.augment.intervene_on:
+        return list(config.augment.intervene_on)
+    roles = getattr(DATASETS.get(config.data.name), "latent_roles", None)
+    if not roles:
+        raise ValueError(f"augment.views: 'interventional' needs an SCM dataset ({', '.join(EMBEDDED_DATASETS)}) "
+                         f"with true interventions; got {config.data.name!r}")
+    return style_variables(roles)
+
+
 def build_method(config: Config, seed: int | None = None) -> Method:
+    """The configured method. Under ``--views interventional`` a method with one embedding space per
+    intervened variable (LooC's ``style_variables``) is built with them, and a method that cannot take
+    interventional views is refused here, before anything trains."""
     torch.manual_seed(config.train.seed if seed is None else seed)
     cls = get_method(config.method.get("name", "simclr"))
     options = method_options(config)
-    return cls(build_encoder(config), **options)
+    interventional = config.augment.views == "interventional"
+    if "style_variables" in options:
+        raise ValueError("method.style_variables: set augment.intervene_on instead (with augment.views=interventional "
+                         "the method is built with those variables)")
+    if interventional and "style_variables" in inspect.signature(cls.__init__).parameters:
+        options["style_variables"] = interventional_variables(config)
+    method = cls(build_encoder(config), **options)
+    if interventional:
+        check_interventional(method)
+    return method

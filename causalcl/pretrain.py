@@ -39,6 +39,10 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Ca
     short.set("train.checkpoint_every", 0)
     short.set("train.time_limit_s", None)
     short.set("train.tensorboard", False)
+    short.set("augment.views", "augment")  # these images carry no SCM to intervene on: the pixel views
+    # nor masks: no background swaps (augment.background_swap_p, ReLIC's method.interventions) in these runs
+    short.set("augment.background_swap_p", 0.0)
+    short.method.pop("interventions", None)
     short.set("optim.warmup_steps", min(config.optim.warmup_steps, steps // 10))
 
     def pretrain(images: torch.Tensor) -> nn.Module:

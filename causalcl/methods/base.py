@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.interventional import InterventionalViews
 
 
 class Method(nn.Module, metaclass=ABCMeta):
@@ -19,11 +23,15 @@ class Method(nn.Module, metaclass=ABCMeta):
     weights. The hooks the Trainer calls, in order, per step:
 
     1. ``make_views(augment, images, generator)``: the list of views (``num_views`` augmentations
-       by default; multi-crop and leave-one-out methods override it);
-    2. ``forward(views)``, backward, one step of the Trainer's optimiser over ``optim_parameters()``;
+       by default; multi-crop and leave-one-out methods override it), or under ``--views
+       interventional`` ``make_interventional_views`` (``num_views`` true counterfactuals by default;
+       refused with ``interventional_refusal``'s reason, see ``interventional_refusal(method)``);
+    2. ``forward(views)`` and backward;
     3. ``meta_step(views, lr)``: bilevel methods (ICL-MSR, MetAug) update their meta-learners here
-       with an optimiser of their own and return the terms to log;
-    4. ``on_step_end(step, total_steps)``: EMA targets and queues update here.
+       with an optimiser of their own and return the terms to log; it runs before the optimiser step,
+       so the parameters are those ``forward`` saw and ``p.grad`` holds their gradient (unclipped);
+    4. one step of the Trainer's optimiser over ``optim_parameters()``;
+    5. ``on_step_end(step, total_steps)``: EMA targets and queues update here.
 
     Args:
         backbone: maps images (B, 3, H, W) to features (B, D) and exposes ``feature_dim``.
@@ -33,8 +41,10 @@ class Method(nn.Module, metaclass=ABCMeta):
     name: str = ""
     #: number of augmented views ``make_views`` draws per image
     num_views: int = 2
-    #: whether ``--views interventional`` may replace ``make_views`` (None: only if it is not overridden)
-    supports_interventional_views: bool | None = None
+    #: ``--views interventional`` (true counterfactuals do(style = s') of the SCM datasets): ``None`` when the
+    #: method takes them -- ``make_interventional_views`` then makes its views -- else the one-line reason why
+    #: it cannot (a class attribute, or set in ``__init__`` when it depends on an option, as SwAV's small crops)
+    interventional_refusal: str | None = None
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -57,16 +67,26 @@ class Method(nn.Module, metaclass=ABCMeta):
         """The views of one batch: ``num_views`` independent draws of ``augment(images, generator)``."""
         return [augment(images, generator) for _ in range(self.num_views)]
 
+    def make_interventional_views(self, views: InterventionalViews, images: torch.Tensor, indices: torch.Tensor,
+                                  generator: torch.Generator) -> list[torch.Tensor]:
+        """The views of one batch under ``--views interventional``, in place of ``make_views``: by default
+        ``num_views`` counterfactuals, each under an independent draw of do(style = s'). A wrapper that keeps
+        the method whose views it uses in ``self.base`` (ICL-MSR; MetAug with ``base="cmc"``) takes that
+        method's views, as its ``make_views`` does; LooC renders leave-one-out views instead."""
+        base = getattr(self, "base", None)
+        if isinstance(base, Method):
+            return base.make_interventional_views(views, images, indices, generator)
+        return views(images, indices, generator, self.num_views)
+
     def optim_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters the Trainer's optimiser updates (all trainable ones unless a method keeps
         meta-learners to itself)."""
         return (p for p in self.parameters() if p.requires_grad)
 
     def meta_step(self, views: list[torch.Tensor], lr: float) -> dict[str, float]:
-        """Hook after the Trainer's optimiser step for bilevel methods; returns terms to log.
-
-        ``lr`` is the current learning rate of the Trainer's optimiser (the lookahead step size α
-        of ICL-MSR and MetAug by default)."""
+        """Hook between the Trainer's backward and its optimiser step for bilevel methods; returns terms
+        to log. ``lr`` is the current learning rate of the Trainer's optimiser (for information; ICL-MSR
+        and MetAug have a lookahead step size of their own)."""
         return {}
 
     def on_step_end(self, step: int, total_steps: int) -> None:
@@ -82,3 +102,17 @@ class Method(nn.Module, metaclass=ABCMeta):
             raise ValueError(f"views: expected image batches of shape (B, 3, H, W), got {tuple(shape)}")
         if any(v.shape != shape for v in views):
             raise ValueError(f"views: all views must have the same shape, got {[tuple(v.shape) for v in views]}")
+
+
+def interventional_refusal(method: Method) -> str | None:
+    """Why ``method`` cannot take ``--views interventional``, in one line naming it, or ``None`` when it can.
+
+    A wrapper whose views are its base method's (``self.base``: ICL-MSR, MetAug with ``base="cmc"``)
+    is refused when its base is."""
+    if method.interventional_refusal is not None:
+        return f"method {method.name!r} cannot take interventional views: {method.interventional_refusal}"
+    base = getattr(method, "base", None)
+    if isinstance(base, Method) and base.interventional_refusal is not None:
+        return (f"method {method.name!r} cannot take interventional views through its base {base.name!r}: "
+                f"{base.interventional_refusal}")
+    return None

@@ -128,7 +128,8 @@ class CMC(Method):
     """
 
     name = "cmc"
-    supports_interventional_views = True  # the L and ab views are taken from the two counterfactuals
+    #: takes them: L from one counterfactual, ab from another (``same_crop`` would share the style in both)
+    interventional_refusal = None
 
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.07, projector: Sequence[int] = (128,),
                  same_crop: bool = True, keep_grayscale: bool = False) -> None:

@@ -7,6 +7,16 @@ Views (``make_views``): n atomic augmentations T_1..T_n (parametric ``StyleInter
 parameter independently; the key k_i (i = 1..n) copies q's parameter t_i^q of augmentation i and
 draws the others afresh: n + 2 views ``[q, k_0, k_1, .., k_n]`` per image.
 
+Interventional views (``--views interventional`` on ``shapes`` / ``digits``; ``style_variables``): the
+atomic augmentations are the SCM's style variables S_1..S_n (``augment.intervene_on``, default every
+style latent of the dataset; ``causalcl.build.build_method`` passes them, so the model has one space
+per variable). Views are true counterfactuals (``InterventionalViews.leave_one_out``): q = do(S = s^q),
+k_0 = do(S = s^0) with every variable drawn afresh, k_i = do(S_i = s^q_i, S_{j≠i} drawn afresh) -- k_i
+shares style variable i with q and differs in the others, LooC's definition (issue 11's "k_i differs
+from q only in style latent i" is the complement; with it Z_i would be the space invariant to S_i).
+Z_i is then the space that keeps S_i (e.g. ``loss_bg_texture``). Cost: n + 2 renders and encoder
+passes per step (6 on ``shapes``' 4 style latents, 8 on ``digits``' 6; fewer with ``augment.intervene_on``).
+
 Model: a shared backbone V, n + 1 projection heads h_0..h_n (spaces Z_0..Z_n), a MoCo key encoder
 (EMA copy of V and the heads) and one queue of keys per space. Loss (``causalcl.losses.looc_loss``,
 research/methods.md §4), τ-scaled cosine similarities, queries from the online network, keys from
@@ -49,6 +59,7 @@ from torch import Tensor, nn
 from ..causal.style import StyleIntervention
 from ..data.atomic import ATOMIC_AUGMENTATIONS, color_jitter_intervention, rotation_intervention
 from ..data.augment import SimCLRAugment
+from ..data.interventional import InterventionalViews
 from ..distributed import gather, gather_no_grad
 from ..losses._common import check_real
 from ..losses.looc import looc_space_loss
@@ -94,6 +105,9 @@ class LooC(Method):
         base: the augmentation common to every view: ``"crop"`` (the run's SimCLRAugment without
             colour jitter and grayscale), ``"augment"`` (the run's augmentation as given), ``"none"``.
         concat: LooC++ only: ``"hidden"`` or ``"output"`` layers of the heads (module docstring).
+        style_variables: interventional views only: the SCM style variables that replace the atomic
+            augmentations (one space each; ``augmentations`` is then unused). Set by
+            ``causalcl.build.build_method`` from ``augment.intervene_on`` or the dataset's style latents.
     """
 
     name = "looc"
@@ -102,7 +116,7 @@ class LooC(Method):
                  temperature: float = 0.2, momentum: float = 0.99, queue_size: int = 4096,
                  projector: Sequence[int] = (512, 128), color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
                  color_p: float = 0.8, grayscale_p: float = 0.2, rotation_angles: Sequence[int] = (0, 90, 180, 270),
-                 base: str = "crop", concat: str = "output") -> None:
+                 base: str = "crop", concat: str = "output", style_variables: Sequence[str] | None = None) -> None:
         super().__init__(backbone)
         names = [augmentations] if isinstance(augmentations, str) else list(augmentations)
         unknown = [a for a in names if a not in ATOMIC_AUGMENTATIONS]
@@ -118,13 +132,23 @@ class LooC(Method):
             raise ValueError(f"base: expected one of {BASES}, got {base!r}")
         if concat not in ("hidden", "output"):
             raise ValueError(f"concat: expected 'hidden' or 'output', got {concat!r}")
+        variables = [style_variables] if isinstance(style_variables, str) else style_variables
+        if variables is not None and (not variables or len(set(variables)) != len(variables)
+                                      or not all(isinstance(v, str) for v in variables)):
+            raise ValueError(f"style_variables: expected distinct variable names, got {style_variables!r}")
         builders = {"color": lambda: color_jitter_intervention(color_jitter, color_p, grayscale_p),
                     "rotation": lambda: rotation_intervention(rotation_angles)}
         self.augmentations = tuple(names)
-        self.atoms: list[StyleIntervention] = [builders[a]() for a in names]
-        self.num_views = len(names) + 2
+        self.style_variables = None if variables is None else tuple(variables)
+        # the pixel atoms, or none when the style variables are intervened on instead
+        self.atoms: list[StyleIntervention] = [builders[a]() for a in names] if variables is None else []
+        factors = self.style_variables or self.augmentations
+        self.num_views = len(factors) + 2
+        if self.style_variables is None:
+            self.interventional_refusal = (f"its embedding spaces are built for the pixel augmentations {list(names)}; "
+                                           "build it with style_variables (causalcl.build.build_method does)")
         self.base, self.concat = base, concat
-        self.heads = nn.ModuleList(MLPHead([self.feature_dim, *projector]) for _ in range(len(names) + 1))
+        self.heads = nn.ModuleList(MLPHead([self.feature_dim, *projector]) for _ in range(len(factors) + 1))
         self.key_backbone = frozen_copy(self.backbone)
         self.key_heads = frozen_copy(self.heads)
         self.queues = nn.ModuleList(FeatureQueue(queue_size, int(projector[-1])) for _ in self.heads)
@@ -133,8 +157,8 @@ class LooC(Method):
 
     @property
     def spaces(self) -> list[str]:
-        """Names of the embedding spaces: ``"invariant"`` then one per atomic augmentation."""
-        return ["invariant", *self.augmentations]
+        """Names of the embedding spaces: ``"invariant"`` then one per atomic augmentation (or style variable)."""
+        return ["invariant", *(self.style_variables or self.augmentations)]
 
     # ------------------------------------------------------------------ views
     def base_augment(self, augment: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -178,13 +202,24 @@ class LooC(Method):
 
     def make_views(self, augment: Callable[..., Tensor], images: Tensor,
                    generator: torch.Generator | None = None) -> list[Tensor]:
+        if self.style_variables is not None:
+            raise ValueError(f"style_variables: {list(self.style_variables)} are intervened on by interventional "
+                             "views (augment.views=interventional); pixel views need style_variables=None")
         return self.leave_one_out_views(augment, images, generator)[0]
+
+    def make_interventional_views(self, views: InterventionalViews, images: Tensor, indices: Tensor,
+                                  generator: torch.Generator) -> list[Tensor]:
+        """``[q, k_0, k_1..k_n]`` as true counterfactuals: k_i shares style variable i with q (module docstring)."""
+        if self.style_variables is None or list(views.variables) != list(self.style_variables):
+            raise ValueError(f"style_variables: the model has spaces for {self.style_variables} but the views "
+                             f"intervene on {list(views.variables)}; build both from one config (augment.intervene_on)")
+        return views.leave_one_out(images, indices, generator)
 
     # ------------------------------------------------------------------ loss
     @torch.no_grad()
     def keys(self, keys: Tensor) -> list[Tensor]:
         """Key-encoder embeddings of the stacked key views (K·B, ...) per space, each (K, B, D)."""
-        k = len(self.atoms) + 1
+        k = self.num_views - 1
         h = self.key_backbone(keys)
         return [head(h).view(k, keys.shape[0] // k, -1) for head in self.key_heads]
 

@@ -1,7 +1,8 @@
 """ReLIC and ReLIC_T (Mitrovic, McWilliams, Walker, Buesing, Blundell, "Representation Learning via
 Invariant Causal Mechanisms", ICLR 2021, arXiv 2010.07922).
 
-Each view x^{a_l} is one draw of a ``StyleIntervention`` do(S = a_l) (the configured augmentation).
+Each view x^{a_l} is one draw of a ``StyleIntervention`` do(S = a_l) (the configured augmentation,
+or with ``interventions`` a true style intervention followed by it, see below).
 For the ordered pairs a_lk = (a_l, a_k), l ≠ k (``StyleIntervention.pairs``), the logit matrix
 L_lk[i, j] = cos(g(f(x_i^{a_l})), g(h(x_j^{a_k})))/τ (N × N) and its row-softmax p^{do(a_lk)} give
 
@@ -17,11 +18,25 @@ ordered pairs. The paper's sums are taken as means, which rescales α relative t
   the paper follows "exactly" for ReLIC_T: the online side adds a predictor q, the target side is
   never differentiated). Target update in ``on_step_end`` with BYOL's cosine schedule τ_base → 1.
 
-Stop-gradient (``kl_stop_gradient``): the KL is computed as ``sg[Σ p log p] − Σ p log q``
-(``"entropy"``, default: the paper's implementation as reported in research/methods.md §3; it is
-unverified, as ReLIC v1 released no pre-training code), so its gradient is the cross-entropy's and
-reaches both distributions; ``"none"`` is the exact KL gradient, ``"target"`` detaches p
-(the first argument) entirely.
+Stop-gradient (``kl_stop_gradient``, ``causalcl.losses.relic_kl``): ``"none"`` (default) is the exact
+KL gradient, which moves each p^{do(a_lk)} towards the other distributions (KL → 0, and with q fixed
+H(p) → H(q)): the invariance the penalty states. ``"entropy"`` computes ``sg[Σ p log p] − Σ p log q``
+(the form research/methods.md §3 attributes to the paper, unverified: ReLIC v1 released no
+pre-training code); its gradient is the cross-entropy H(p, q)'s, which *sharpens* p onto q's mode
+(with q fixed, H(p) 3.65 → 0.001 while the KL stayed at 2.39) rather than matching q, so it is kept
+as an ablation only. ``"target"`` detaches p (the first argument) entirely: distillation of q towards p.
+
+Interventions (``interventions``, DESIGN §5.3a): the names of the style interventions the views are
+drawn from, ``"augment"`` (the pixel augmentation alone: today's default, ``None`` = ``["augment"]``),
+``"background_swap"`` (do(background = b′): the object, cut out by its mask, pasted on another
+image's background; ``causalcl.causal.background_swap``) or ``"texture_swap"`` (the same on a
+procedural texture). View l is one independent draw of ``interventions[l mod m]`` followed by the
+pixel augmentation, x^{a_l} = augment(do(background = b′_l)(x)), so with ``["background_swap"]`` every
+view shows the same object on another background and the KL penalty compares true style
+interventions, as the paper intends; ``["augment", "background_swap"]`` alternates. The swaps need
+the batch's foreground masks, which ``make_views`` does not get: the Trainer's view function
+(``causalcl.build.build_view_fn``, from the dataset's ``masks``) binds them and calls
+``make_intervened_views``; a dataset without masks is refused there.
 
 Defaults (CPU / CIFAR-scale): τ = 0.5 (SimCLR's calibrated value on ``shapes``; the paper's is not
 given), α = 1 (the reimplementation filipbasara0/relic; the paper sweeps it), projector
@@ -33,11 +48,12 @@ of the SCM datasets instead of augmentation draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from ..causal.background import MASK_INTERVENTIONS
 from ..causal.style import StyleIntervention
 from ..distributed import gather, gather_no_grad
 from ..losses._common import check_real
@@ -45,6 +61,9 @@ from ..losses.relic import KL_STOP_GRADIENTS, relic_terms
 from ..models.heads import MLPHead
 from .base import Method
 from .momentum import cosine_momentum, ema_update_, frozen_copy
+
+#: the names ``interventions`` accepts: the pixel augmentation and the mask-based background swaps
+RELIC_INTERVENTIONS = ("augment", *MASK_INTERVENTIONS)
 
 
 class ReLIC(Method):
@@ -55,16 +74,20 @@ class ReLIC(Method):
         temperature: τ of the logits (cosine similarity / τ).
         alpha: α, the weight of the KL invariance penalty (≥ 0).
         num_views: V ≥ 2 views per image, each a draw of the augmentation read as ``do(S = a)``.
-        kl_stop_gradient: ``"entropy"`` | ``"none"`` | ``"target"`` (see the module docstring).
+        kl_stop_gradient: ``"none"`` (default, the exact KL gradient) | ``"entropy"`` | ``"target"`` (see the
+            module docstring).
         projector: hidden and output widths of the critic g after the backbone width.
+        interventions: names from ``RELIC_INTERVENTIONS``; view l is a draw of ``interventions[l mod m]``
+            followed by the augmentation (module docstring). ``None``: every view is the augmentation alone.
     """
 
     name = "relic"
-    #: ``--views interventional``: the counterfactuals are true do(S = a) draws, ReLIC's own reading
-    supports_interventional_views = True
+    #: takes ``--views interventional``: ``num_views`` counterfactuals, true do(S = a) draws, ReLIC's own reading
+    interventional_refusal = None
 
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.5, alpha: float = 1.0, num_views: int = 2,
-                 kl_stop_gradient: str = "entropy", projector: Sequence[int] = (512, 128)) -> None:
+                 kl_stop_gradient: str = "none", projector: Sequence[int] = (512, 128),
+                 interventions: Sequence[str] | None = None) -> None:
         super().__init__(backbone)
         self.temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
         self.alpha = check_real(alpha, "alpha", low=0.0)
@@ -76,13 +99,38 @@ class ReLIC(Method):
             raise ValueError("projector: expected at least the output width, got an empty list")
         self.num_views = num_views
         self.kl_stop_gradient = kl_stop_gradient
+        self.interventions = _check_interventions(interventions, num_views)
         self.projector = MLPHead([self.feature_dim, *projector])
+
+    @property
+    def mask_interventions(self) -> tuple[str, ...]:
+        """The interventions that need foreground masks (``"background_swap"``, ``"texture_swap"``), in order."""
+        return tuple(dict.fromkeys(n for n in self.interventions if n != "augment"))
 
     def make_views(self, augment: Callable[..., torch.Tensor], images: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """``num_views`` draws of the augmentation read as a style intervention do(S = a)."""
+        if self.mask_interventions:
+            raise ValueError(f"interventions: {list(self.mask_interventions)} need the batch's foreground masks; "
+                             "call make_intervened_views with them bound (causalcl.build.build_view_fn does)")
         intervention = augment if isinstance(augment, StyleIntervention) else StyleIntervention("augment", augment)
         return [intervention(images, generator) for _ in range(self.num_views)]
+
+    def make_intervened_views(self, augment: Callable[..., torch.Tensor], images: torch.Tensor,
+                              generator: torch.Generator | None,
+                              styles: Mapping[str, StyleIntervention]) -> list[torch.Tensor]:
+        """View l = ``augment(styles[name_l](images, generator), generator)``, name_l = ``interventions[l mod m]``
+        (``"augment"``: the augmentation alone). ``styles`` maps each name of ``mask_interventions`` to its
+        ``StyleIntervention`` bound to this batch's masks (``causalcl.causal.BackgroundSwap.bind``)."""
+        missing = [n for n in self.mask_interventions if n not in styles]
+        if missing:
+            raise ValueError(f"styles: no intervention bound for {missing} (got {sorted(styles)})")
+        views = []
+        for view in range(self.num_views):
+            name = self.interventions[view % len(self.interventions)]
+            x = images if name == "augment" else styles[name](images, generator)
+            views.append(augment(x, generator))
+        return views
 
     def online(self, x: torch.Tensor) -> torch.Tensor:
         """Online projections g(f(x)) (``relic_t`` adds its predictor)."""
@@ -117,10 +165,11 @@ class ReLICT(ReLIC):
     name = "relic_t"
 
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.5, alpha: float = 1.0, num_views: int = 2,
-                 kl_stop_gradient: str = "entropy", projector: Sequence[int] = (512, 128),
-                 predictor: Sequence[int] | None = (512, 128), base_momentum: float = 0.99) -> None:
+                 kl_stop_gradient: str = "none", projector: Sequence[int] = (512, 128),
+                 predictor: Sequence[int] | None = (512, 128), base_momentum: float = 0.99,
+                 interventions: Sequence[str] | None = None) -> None:
         super().__init__(backbone, temperature=temperature, alpha=alpha, num_views=num_views,
-                         kl_stop_gradient=kl_stop_gradient, projector=projector)
+                         kl_stop_gradient=kl_stop_gradient, projector=projector, interventions=interventions)
         if not 0.0 <= base_momentum <= 1.0:
             raise ValueError(f"base_momentum: expected a value in [0, 1], got {base_momentum}")
         if predictor is not None and (len(predictor) < 1 or int(predictor[-1]) != int(projector[-1])):
@@ -150,3 +199,19 @@ class ReLICT(ReLIC):
         ema_update_(self.target_backbone, self.backbone, tau)
         ema_update_(self.target_projector, self.projector, tau)
         self.tau.fill_(tau)
+
+
+def _check_interventions(interventions: Sequence[str] | None, num_views: int) -> tuple[str, ...]:
+    """``interventions`` as a tuple of valid names (``None`` → ``("augment",)``), each used by some view."""
+    if interventions is None:
+        return ("augment",)
+    if isinstance(interventions, str) or not isinstance(interventions, Sequence) or not interventions:
+        raise ValueError(f"interventions: expected a non-empty list of names from {list(RELIC_INTERVENTIONS)}, "
+                         f"got {interventions!r}")
+    unknown = [n for n in interventions if n not in RELIC_INTERVENTIONS]
+    if unknown:
+        raise ValueError(f"interventions: unknown {unknown}; valid: {list(RELIC_INTERVENTIONS)}")
+    if len(interventions) > num_views:
+        raise ValueError(f"interventions: {len(interventions)} names but num_views={num_views}; view l draws "
+                         f"interventions[l mod m], so raise method.num_views to at least {len(interventions)}")
+    return tuple(interventions)

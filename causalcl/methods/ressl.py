@@ -76,7 +76,7 @@ class ReSSL(Method):
     """
 
     name = "ressl"
-    supports_interventional_views = True  # the counterfactual pair replaces the strong/weak augmentations
+    interventional_refusal = None  # takes them: the counterfactual pair replaces the strong (student) / weak views
 
     def __init__(
         self,

@@ -27,6 +27,8 @@ Decisions (all options):
   (which also uses (0.14, 1) for the large crops: set ``augment.scale`` to that). Only the large
   crops get codes. No queue (for small batches, keep K at or below the global batch).
 * ``embeddings`` are the normalised z of the first two (large) crops.
+* ``--views interventional``: the ``num_crops[0]`` large crops become counterfactuals; refused with
+  small crops (they are pixel crops of one image, with no counterfactual reading).
 
 Defaults: τ = 0.1, ε = 0.05, 3 Sinkhorn iterations, projector feature_dim → 512 → 128 (BN + ReLU),
 K = 128 prototypes (the paper's 3000 are for ImageNet with 4096-image batches), crops (2, 0).
@@ -66,6 +68,7 @@ class SwAV(Method):
     """
 
     name = "swav"
+    interventional_refusal = None  # set in __init__ with small crops
 
     def __init__(
         self,
@@ -99,6 +102,9 @@ class SwAV(Method):
         self.sinkhorn_iterations, self.num_prototypes = sinkhorn_iterations, num_prototypes
         self.num_crops: tuple[int, int] = (crops[0], crops[1])
         self.num_views = crops[0] + crops[1]
+        if crops[1]:  # (without small crops the large ones are num_crops[0] counterfactuals)
+            self.interventional_refusal = (f"its {crops[1]} small multi-crop views (num_crops={list(crops)}) are "
+                                           f"pixel crops, not counterfactuals; use num_crops=[{crops[0]}, 0]")
         self.small_crop_size, self.small_crop_scale = small_crop_size, (scale[0], scale[1])
         self.freeze_prototypes_steps = freeze_prototypes_steps
         self.steps_done = 0  # optimiser steps taken so far (saved through get_extra_state)

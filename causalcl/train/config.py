@@ -38,6 +38,11 @@ class AugmentConfig:
     views: str = "augment"  # augment | interventional (true counterfactuals on shapes/digits)
     intervene_on: list[str] | None = None  # interventional views: variables to intervene on (default: style latents)
     augment_counterfactuals: bool = False  # interventional views: also apply the pixel augmentation
+    # do(background = b'): probability of pasting each view's object (by its mask) on a new background before the
+    # pixel augmentation, for any method on a dataset with masks (causalcl.causal.background_swap; 0 = off)
+    background_swap_p: float = 0.0
+    background_swap_source: str = "batch"  # batch (another image's background) | texture (a procedural texture)
+    background_swap_fill: str = "shift"  # the donor's object region: shift | mean | texture | donor (also ReLIC's)
 
 
 @dataclass

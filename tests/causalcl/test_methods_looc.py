@@ -69,7 +69,7 @@ def test_color_jitter_applies_the_recorded_parameters() -> None:
 def test_view_parameters_share_exactly_the_left_out_augmentation() -> None:
     method = _method()
     assert method.num_views == 4 and method.spaces == ["invariant", "color", "rotation"]
-    assert not method.supports_interventional_views  # leave-one-out views cannot be counterfactual pairs
+    assert "style_variables" in method.interventional_refusal  # pixel spaces: interventional views need them
     params = method.view_parameters(B, torch.Generator().manual_seed(0))
     q, k0, k_color, k_rot = params
     assert len(params) == 4 and all(len(p) == 2 for p in params)

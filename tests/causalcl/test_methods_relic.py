@@ -29,7 +29,7 @@ def _views(v: int = 2, noise: float = 0.05) -> list[torch.Tensor]:
 def test_registered() -> None:
     assert METHODS["relic"].name == "relic" and METHODS["relic_t"].name == "relic_t"
     # true counterfactuals may replace the augmentation draws (--views interventional)
-    assert METHODS["relic"].supports_interventional_views and METHODS["relic_t"].supports_interventional_views
+    assert METHODS["relic"].interventional_refusal is None and METHODS["relic_t"].interventional_refusal is None
 
 
 @pytest.mark.parametrize("v", [2, 3])
@@ -139,3 +139,73 @@ def test_bad_options() -> None:
         _method("relic_t", base_momentum=1.5)
     with pytest.raises(ValueError, match="views"):
         _method(num_views=3)(_views(2))
+
+
+def test_default_kl_is_the_exact_gradient() -> None:
+    for name in ("relic", "relic_t"):
+        assert _method(name).kl_stop_gradient == "none"
+    method = _method(kl_stop_gradient="entropy")  # still available as an ablation
+    assert method.kl_stop_gradient == "entropy"
+
+
+def _masked_batch(b: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    masks = torch.zeros(b, 16, 16, dtype=torch.bool)
+    masks[:, 4:12, 5:11] = True
+    return torch.rand(b, 3, 16, 16, generator=g), masks
+
+
+def test_interventions_compose_a_background_swap_with_the_augmentation() -> None:
+    from causalcl.causal import BackgroundSwap, background_swap
+
+    images, masks = _masked_batch()
+    identity = lambda x, generator=None: x.clone()  # noqa: E731 -- isolates the intervention
+    method = _method(num_views=3, interventions=["augment", "background_swap"])
+    assert method.interventions == ("augment", "background_swap") and method.mask_interventions == ("background_swap",)
+    styles = {"background_swap": BackgroundSwap.from_name("background_swap").bind(masks)}
+    views = method.make_intervened_views(identity, images, torch.Generator().manual_seed(0), styles)
+    # view l draws interventions[l mod 2]: augment alone, a swap, augment alone
+    assert len(views) == 3 and torch.equal(views[0], images) and torch.equal(views[2], images)
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(views[1], background_swap(images, masks, g))
+    fg = masks[:, None].expand_as(images)
+    assert torch.equal(views[1][fg], images[fg]) and not torch.equal(views[1][~fg], images[~fg])
+    # every view its own draw when all are swaps
+    both = _method(interventions=["background_swap"]).make_intervened_views(
+        identity, images, torch.Generator().manual_seed(0), styles)
+    assert not torch.equal(both[0], both[1])
+    # without the masks bound, the views cannot be made
+    with pytest.raises(ValueError, match="masks"):
+        method.make_views(identity, images, torch.Generator())
+    with pytest.raises(ValueError, match="background_swap"):
+        method.make_intervened_views(identity, images, torch.Generator(), {})
+
+
+def test_interventions_train_through_the_view_function() -> None:
+    from causalcl.build import build_augment, build_method, build_view_fn
+    from causalcl.data import ShapesDataset
+    from causalcl.train.config import Config
+
+    shapes = ShapesDataset("train", n=32, image_size=16, cache=False)
+    config = Config()
+    config.set("method", {"name": "relic_t", "interventions": ["texture_swap"], "projector": [32, 16],
+                          "predictor": [32, 16]})
+    method = build_method(config)
+    fn = build_view_fn(method, build_augment(config, 16), config, shapes)
+    idx = torch.arange(16)
+    views = fn(shapes.get_batch(idx)[0], idx, torch.Generator().manual_seed(0))
+    assert len(views) == 2 and views[0].shape == (16, 3, 16, 16)
+    out = method(views)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["kl"] > 0
+
+
+def test_bad_interventions() -> None:
+    with pytest.raises(ValueError, match=r"valid: \['augment', 'background_swap', 'texture_swap'\]"):
+        _method(interventions=["background"])
+    with pytest.raises(ValueError, match="num_views"):
+        _method(interventions=["augment", "background_swap", "texture_swap"])
+    with pytest.raises(ValueError, match="interventions"):
+        _method(interventions="background_swap")
+    with pytest.raises(ValueError, match="interventions"):
+        _method(interventions=[])
