@@ -10,20 +10,31 @@ online heads) and adds a backdoor-adjusted loss over strata A_s = {a_t} made by 
     L_msr = mean over the 2N anchors of −log P(Y | do(X))   (``causalcl.losses.msr_loss``; the paper's Σ / 2N)
     L_to  = L_ct + λ·L_msr,  L_ct = the base method's loss.
 
-Stage 1 (``forward``; the Trainer steps (f, f_ph) on it): A_s is computed by f_msr without gradient,
-so f_msr receives nothing from L_to. Stage 2 (``meta_step``, after the Trainer's step): with the
-current weights θ of (f, f_ph) — only the online parameters that the Trainer optimises are looked ahead;
-EMA targets, key encoders and queues are read as they are — and A_s with its graph to f_msr,
+Stage 1 (``forward``; the Trainer backpropagates it): A_s is computed by f_msr without gradient,
+so f_msr receives nothing from L_to. Stage 2 (``meta_step``, after the Trainer's backward and before
+its optimiser step, so at the weights θ of (f, f_ph) that stage 1 saw — only the online parameters
+that the Trainer optimises are looked ahead; EMA targets, key encoders and queues are read as they
+are — and with A_s's graph to f_msr)::
 
-    θ¹ = θ − α ∇_θ L_to(θ, A_s)                      (create_graph: θ¹ depends on f_msr through A_s)
+    θ¹ = θ − α ∇_θ L_to(θ, A_s)                      (θ¹ depends on f_msr through A_s)
     f_msr ← Adam step on  L_ct(θ¹) + γ·L_uni(A_s),   L_uni = log Σ_{a_i,a_j} exp(2t·a_iᵀa_j − 2t)
 
 The outer L_ct(θ¹) is the base loss only (no L_msr): its gradient reaches f_msr solely through the
-lookahead, which is what ``meta_lookahead_grad_norm`` measures; ``meta_grad_norm`` is the norm of
-the whole gradient (lookahead + γ·∇L_uni). The lookahead is a plain gradient step of size α whatever
-the Trainer's optimiser is (the paper's f¹ = f − α∇_f L_to). With λ = 0 the lookahead does not depend
-on f_msr and ``meta_lookahead_grad_norm`` is 0. Cost: stage 2 adds two forward passes of the base and a
-double backward per step (about 3× a plain step).
+lookahead, which is what ``meta_lookahead_grad_norm`` measures; ``meta_grad_norm`` is the norm of the
+whole gradient (lookahead + γ·∇L_uni) and ``meta_lookahead_share`` their ratio. The lookahead is a plain
+gradient step of size α whatever the Trainer's optimiser is (the paper's f¹ = f − α∇_f L_to). With λ = 0
+the lookahead does not depend on f_msr and the share is 0. A share that stays below 0.05 for 50 steps
+prints one ``InertMechanismWarning`` naming the keys to change.
+
+The lookahead gradient (``meta_grad``): f_msr enters L_to only through the head L_msr(z, A_s), so
+∇_φ L_ct(θ¹) = −αλ·∇_φ⟨J_z(θ)v, ∇_z L_msr(z, A_s(φ))⟩ with v = ∇_θ L_ct(θ¹) (``causalcl.methods.bilevel``).
+``"jvp"`` (default) takes J_z(θ)v by one forward-mode pass of the online path projector(backbone(x));
+g = ∇_θ L_to and z are stage 1's (``p.grad`` and the stored embeddings: no repeated forward at θ), so
+a meta step costs one forward + backward at θ¹ and one JVP. ``"reverse"`` differentiates
+L_ct(θ − α∇L_to) twice through the base (BatchNorm's second derivative included; the reference the
+tests hold jvp to, 1e-6 in float64). ``"finite_difference"`` replaces the JVP by a central difference
+(two forwards without autograd; 1–3 % relative error on the meta-gradient in float32, module
+``bilevel``). Under DDP the reverse path is used.
 
 Decisions: f_msr's input is the mean of the two views' backbone features (captured with a forward hook
 during the base's own pass, detached), so n = batch size strata (``strata="learned"``: a bank of
@@ -31,17 +42,21 @@ during the base's own pass, detached), so n = batch size strata (``strata="learn
 the running statistics are updated once per step, by stage 1 only; the batch statistics used for
 normalisation are the same as in training mode. f_msr's Adam state is part of ``state_dict()``
 (``get_extra_state``). Under DDP A_s is all-gathered like the embeddings and f_msr's meta-gradient is
-averaged over ranks; the lookahead gradient is the rank's own (not tested under DDP).
+averaged over ranks.
 
-Defaults: λ = 1, γ = 0.1, α = the Trainer's current learning rate, f_msr Adam lr 1e-3, t = 2
-(Wang & Isola's), τ of L_msr = the base's ``temperature`` (option or constructor default; 0.5 for
-bases without one), negatives from both views (2N − 2, as SimCLR), strata="batch", f_msr hidden 512.
+Defaults: λ = 1, γ = 0.1, α = 0.02 (measured on ``shapes``, batch 256, AdamW 2e-3: the lookahead
+share stays ≥ 0.1 over 500 steps and L_ct(θ¹) < L_ct(θ), i.e. the lookahead step still descends;
+α = 0.1 overshoots (L_ct(θ¹) > L_ct(θ) from step 40) and the Trainer's 2e-3 made the share fall to
+0.003 by step 50), f_msr Adam lr 1e-3, t = 2 (Wang & Isola's), τ of L_msr = the base's ``temperature``
+(option or constructor default; 0.5 for bases without one), negatives from both views (2N − 2, as
+SimCLR), strata="batch", f_msr hidden 512.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,11 +65,24 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..causal import BackdoorAdjustment, MetaSemanticRegularizer
-from ..distributed import gather, gather_no_grad
+from ..distributed import gather, gather_no_grad, world_size
 from ..losses._common import check_real, check_temperature
 from ..losses.msr import MSR_NEGATIVES, msr_loss, uniformity_of_strata
 from .base import Method
-from .bilevel import MetaOptimizerState, global_mean_grads
+from .bilevel import (
+    InertMechanismWarning,
+    MetaOptimizerState,
+    Stage1Record,
+    check_meta_grad,
+    directional_derivative,
+    global_mean_grads,
+    stage1_gradients,
+)
+
+#: ``meta_lookahead_share`` below this for ``SHARE_PATIENCE`` consecutive meta steps prints one warning
+SHARE_FLOOR, SHARE_PATIENCE = 0.05, 50
+#: defaults of α and γ, chosen by measurement (module docstring)
+DEFAULT_ALPHA, DEFAULT_GAMMA = 0.02, 0.1
 
 
 def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
@@ -75,8 +103,12 @@ class ICLMSR(MetaOptimizerState, Method):
         base_options: keyword arguments of the base method's constructor.
         lam: λ, the weight of L_msr in stage 1.
         gamma: γ, the weight of L_uni in stage 2.
-        alpha: the lookahead step size α; ``None`` = the Trainer's current learning rate.
+        alpha: the lookahead step size α of the plain gradient step θ¹ = θ − α∇L_to (its own
+            hyper-parameter: not the Trainer's learning rate, not scheduled).
         meta_lr: learning rate of f_msr's Adam optimiser.
+        meta_grad: ``"jvp"`` (exact, forward mode), ``"reverse"`` (exact, reverse-over-reverse) or
+            ``"finite_difference"`` (J_z·v by a central difference) — see ``causalcl.methods.bilevel``.
+        fd_radius: r, the parameter-space length of the finite-difference step (``finite_difference``).
         strata: ``"batch"`` (one stratum per sample) or ``"learned"`` (a bank of ``n_strata``).
         n_strata: number of learned strata (only with ``strata="learned"``).
         msr_hidden: hidden width of f_msr's 2-layer MLP.
@@ -89,10 +121,10 @@ class ICLMSR(MetaOptimizerState, Method):
     name = "icl_msr"
 
     def __init__(self, backbone: nn.Module, *, base: str = "simclr", base_options: dict[str, Any] | None = None,
-                 lam: float = 1.0, gamma: float = 0.1, alpha: float | None = None, meta_lr: float = 1e-3,
-                 strata: str = "batch", n_strata: int | None = None, msr_hidden: int = 512,
-                 temperature: float | None = None, negatives: str = "both_views", uniformity_t: float = 2.0,
-                 embedding_dim: int | None = None) -> None:
+                 lam: float = 1.0, gamma: float = DEFAULT_GAMMA, alpha: float = DEFAULT_ALPHA, meta_lr: float = 1e-3,
+                 meta_grad: str = "jvp", fd_radius: float = 1e-2, strata: str = "batch", n_strata: int | None = None,
+                 msr_hidden: int = 512, temperature: float | None = None, negatives: str = "both_views",
+                 uniformity_t: float = 2.0, embedding_dim: int | None = None) -> None:
         super().__init__(backbone)
         del self.backbone  # registered once, inside the base method (see the ``backbone`` property)
         from . import get_method  # the registry imports this module
@@ -109,7 +141,11 @@ class ICLMSR(MetaOptimizerState, Method):
         self.num_views = self.base.num_views
         self.lam = check_real(lam, "lam", low=0.0)
         self.gamma = check_real(gamma, "gamma", low=0.0)
-        self.alpha = None if alpha is None else check_real(alpha, "alpha", low=0.0, low_open=True)
+        self.alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+        self.meta_grad = check_meta_grad(meta_grad)
+        self.fd_radius = check_real(fd_radius, "fd_radius", low=0.0, low_open=True)
+        self._stage1: Stage1Record | None = None  # z1, z2, h of the last stage-1 forward
+        self._low_share_steps, self._share_warned = 0, False
         self.meta_lr = check_real(meta_lr, "meta_lr", low=0.0, low_open=True)
         self.uniformity_t = check_real(uniformity_t, "uniformity_t", low=0.0, low_open=True)
         if negatives not in MSR_NEGATIVES:
@@ -199,21 +235,32 @@ class ICLMSR(MetaOptimizerState, Method):
 
     # --- the two stages -------------------------------------------------------------------------
     def forward(self, views: list[Tensor]) -> dict[str, Tensor]:
-        """Stage 1: L_to = L_ct + λ·L_msr with A_s from f_msr, fixed (no gradient to f_msr)."""
+        """Stage 1: L_to = L_ct + λ·L_msr with A_s from f_msr, fixed (no gradient to f_msr).
+
+        Keeps the detached embeddings and f_msr's input for ``meta_step`` (which reuses them with the
+        gradient the Trainer's backward of this loss leaves in ``p.grad``)."""
         out, z1, z2, h = self._base_forward(views)
         with torch.no_grad():
             strata = gather_no_grad(self.msr(h.to(self._msr_dtype)))
         msr = self._msr(z1, z2, strata)
         ct = out["loss"]
+        loss = ct + self.lam * msr
+        self._stage1 = (Stage1Record(views, self._theta()[1], loss, z1.detach(), z2.detach(), h)
+                        if torch.is_grad_enabled() else None)
         result = dict(out)
-        result.update(loss=ct + self.lam * msr, ct_loss=ct.detach(), msr_loss=msr.detach())
+        result.update(loss=loss, ct_loss=ct.detach(), msr_loss=msr.detach())
         return result
+
+    def _theta(self) -> tuple[list[str], list[Tensor]]:
+        """The looked-ahead parameters θ: the base's trainable (online) ones, by name."""
+        named = [(k, p) for k, p in self.base.named_parameters() if p.requires_grad]
+        return [k for k, _ in named], [p for _, p in named]
 
     def meta_objective(self, views: list[Tensor], alpha: float) -> tuple[Tensor, Tensor, Tensor]:
         """(L_ct(θ¹), L_uni(A_s), L_msr(θ, A_s)) with θ¹ = θ − α∇_θ L_to; the first two keep their
-        graphs to f_msr's parameters (the stage-2 objective is L_ct(θ¹) + γ·L_uni)."""
-        named = [(k, p) for k, p in self.base.named_parameters() if p.requires_grad]
-        names, params = [k for k, _ in named], [p for _, p in named]
+        graphs to f_msr's parameters (the stage-2 objective is L_ct(θ¹) + γ·L_uni). The reverse-mode
+        reference (``meta_grad="reverse"``): differentiating it runs a double backward through the base."""
+        names, params = self._theta()
         out, z1, z2, h = self._base_forward(views, self._bn_buffers())
         strata = self.msr(h.to(self._msr_dtype))
         msr = self._msr(z1, z2, gather(strata))
@@ -224,17 +271,92 @@ class ICLMSR(MetaOptimizerState, Method):
         uni = uniformity_of_strata(strata if self.msr.bank is not None else gather(strata), self.uniformity_t)
         return outer, uni, msr
 
-    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
-        """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms."""
-        alpha = float(lr) if self.alpha is None else self.alpha
+    def _embed(self, views: list[Tensor], params: dict[str, Tensor]) -> list[Tensor]:
+        """[z1, z2] of the base at ``params`` (throw-away BN buffer clones): only the online path
+        projector(backbone(x)) when the base has one, so no target/key network runs again."""
+        state = {**self._bn_buffers(), **params}
+        if hasattr(self.base, "projector") and hasattr(self.base, "backbone"):
+            z = functional_call(_OnlineEmbedding(self.base), {f"base.{k}": v for k, v in state.items()},
+                                (views,), tie_weights=False)
+            return list(z.chunk(2))
+        return list(functional_call(self.base, state, (views,), tie_weights=False)["embeddings"][:2])
+
+    def forward_mode_meta_gradients(self, views: list[Tensor], alpha: float, mode: str = "jvp",
+                                    inner_grads: list[Tensor] | None = None
+                                    ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
+        """(∇_φ L_ct(θ¹), ∇_φ γ·L_uni, L_ct(θ¹), L_uni) with the lookahead term in forward mode
+        (``causalcl.methods.bilevel``): −αλ·∇_φ⟨J_z(θ)v, ∇_z L_msr(z, A_s(φ))⟩, v = ∇_θ L_ct(θ¹).
+
+        ``inner_grads`` is g = ∇_θ L_to(θ) (the Trainer's stage-1 gradient, in ``_theta`` order); with
+        ``None`` it is recomputed (one more forward and backward). Single process."""
+        names, params = self._theta()
+        stash, self._stage1 = self._stage1, None
+        if inner_grads is None or stash is None or not stash.usable(views, params):
+            out, z1, z2, h = self._base_forward(views, self._bn_buffers())
+            with torch.no_grad():
+                strata = self.msr(h.to(self._msr_dtype))
+            inner = out["loss"] + self.lam * self._msr(z1, z2, strata)
+            inner_grads = _grads(inner, params)
+            z1, z2 = z1.detach(), z2.detach()
+        else:
+            z1, z2, h = stash.tensors
+        theta = {k: p.detach() for k, p in zip(names, params, strict=True)}
+        looked = {k: (theta[k] - alpha * g).requires_grad_(True) for k, g in zip(names, inner_grads, strict=True)}
+        outer = self._base_forward(views, {**self._bn_buffers(), **looked})[0]["loss"]
+        v = dict(zip(names, _grads(outer, list(looked.values())), strict=True))
+        u1, u2 = directional_derivative(lambda ps: self._embed(views, ps), theta, v, mode, self.fd_radius)
+        z1, z2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
         phi = [p for p in self.msr.parameters() if p.requires_grad]
-        outer, uni, _ = self.meta_objective(views, alpha)
-        g_look = _grads(outer, phi, retain_graph=True)
-        g_uni = _grads(self.gamma * uni, phi)
+        strata = self.msr(h.to(self._msr_dtype))
+        w1, w2 = torch.autograd.grad(self._msr(z1, z2, strata), (z1, z2), create_graph=True)
+        pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_msr⟩
+        g_look = _grads(-alpha * self.lam * pairing, phi, retain_graph=True)
+        uni = uniformity_of_strata(strata, self.uniformity_t)
+        return g_look, _grads(self.gamma * uni, phi), outer.detach(), uni.detach()
+
+    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
+        """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms.
+
+        Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step,
+        so θ is the point stage 1 differentiated and ``p.grad`` holds g = ∇_θ L_to (reused). ``lr`` is
+        not used: the lookahead step is ``alpha``."""
+        mode = self.meta_grad if world_size() == 1 else "reverse"  # forward-mode paths: single process
+        phi = [p for p in self.msr.parameters() if p.requires_grad]
+        if mode == "reverse":
+            self._stage1 = None
+            outer, uni, _ = self.meta_objective(views, self.alpha)
+            g_look = _grads(outer, phi, retain_graph=True)
+            g_uni = _grads(self.gamma * uni, phi)
+        else:
+            inner = stage1_gradients(self._theta()[1])
+            g_look, g_uni, outer, uni = self.forward_mode_meta_gradients(views, self.alpha, mode, inner)
         total = global_mean_grads([a + b for a, b in zip(g_look, g_uni, strict=True)])  # f_msr equal on every rank
         for p, g in zip(phi, total, strict=True):
             p.grad = g.detach()
         self.meta_optimizer.step()
         self.meta_optimizer.zero_grad(set_to_none=True)
+        total_norm, look_norm = _norm(total), _norm(g_look)
+        share = look_norm / total_norm if total_norm > 0 else 0.0
+        self._watch_share(share)
         return {"uni_loss": float(uni.detach()), "meta_ct_loss": float(outer.detach()),
-                "meta_grad_norm": _norm(total), "meta_lookahead_grad_norm": _norm(g_look)}
+                "meta_grad_norm": total_norm, "meta_lookahead_grad_norm": look_norm, "meta_lookahead_share": share}
+
+    def _watch_share(self, share: float) -> None:
+        """Warn once when the lookahead share stays below ``SHARE_FLOOR`` for ``SHARE_PATIENCE`` meta steps."""
+        self._low_share_steps = self._low_share_steps + 1 if share < SHARE_FLOOR else 0
+        if self._low_share_steps >= SHARE_PATIENCE and not self._share_warned:
+            self._share_warned = True
+            warnings.warn(f"icl_msr: meta_lookahead_share has stayed below {SHARE_FLOOR} for {SHARE_PATIENCE} steps, "
+                          "so f_msr learns from L_uni alone; raise method.alpha or method.lam, or lower method.gamma",
+                          InertMechanismWarning, stacklevel=3)
+
+
+class _OnlineEmbedding(nn.Module):
+    """projector(backbone(cat(views[:2]))) of a base method: its online embeddings, nothing else."""
+
+    def __init__(self, base: Method) -> None:
+        super().__init__()
+        self.base = base
+
+    def forward(self, views: list[Tensor]) -> Tensor:
+        return self.base.projector(self.base.backbone(torch.cat(list(views[:2]))))

@@ -5,39 +5,53 @@ Two views x¹, x² give unit projections z_j = g_ν(f_θ(x^j)) (``base="simclr"`
 projector, as SimCLR) or z_L, z_ab (``base="cmc"``: CMC's L and ab views, one encoder and head per
 view). Each view j has a meta feature augmentation generator (MAG) a_ω_j, an MLP on the unit
 projection with a unit output, ẑ_j = a_ω_j(z_j). With ``OUCL(u, v)`` = ``causalcl.losses.oucl`` (each
-sample pools 1 positive and 2N − 2 cross-view negatives, shifted cosine d = (cos+1)/2) the loss is
+sample pools 1 positive and 2N − 2 cross-view negatives, shifted cosine d = (cos+1)/2) the encoder
+loss and the MAG objective are (seed: "ω ← ω − ℓ'·∇_ω L(…) + α·R_σ", R_σ in the ω update only)
 
-    L = OUCL(z1, z2) + λ_aug·[OUCL(ẑ1, z2) + OUCL(z1, ẑ2) + OUCL(ẑ1, ẑ2)] + λ_mi·R_σ,
+    L_enc = OUCL(z1, z2) + λ_aug·[OUCL(ẑ1, z2) + OUCL(z1, ẑ2) + OUCL(ẑ1, ẑ2)]
+    M     = L_enc + λ_mi·R_σ      (minimised by the MAGs at the looked-ahead θ')
 
-R_σ = ``margin_injection`` with σ± from the original scores and the augmented scores of all three
-augmented pairs (the official code's composite on its 3 CMC views; in batch mode both directions
-of a pair use the augmented features, where the code's memory bank made 6 of its 12 "augmented"
-score sets original ones). ``metaug_oucl`` is L = OUCL(z1, z2) alone (no MAGs, no meta step).
+R_σ = ``margin_injection`` with σ± from the original scores, detached (targets for the MAGs: the
+augmented positives should be no more similar than the hardest original pair, the augmented
+negatives no less), and the augmented scores of all three augmented pairs (the official code's
+composite on its 3 CMC views; in batch mode both directions of a pair use the augmented features,
+where the code's memory bank made 6 of its 12 "augmented" score sets original ones). The official
+code adds R_σ to the encoder loss too, with σ not detached; here the encoder never sees it (its
+``margin_loss`` is logged only). ``metaug_oucl`` is L = OUCL(z1, z2) alone (no MAGs, no meta step).
 
-Step order (official ``train_MetAug.py``):
-1. encoder step, by the Trainer: ``forward`` → backward → step over ``optim_parameters()``, which
-   excludes the MAGs; ``forward`` runs the MAGs with detached weights, so no gradient reaches them;
-2. ``meta_step(views, lr)``: L(θ, ω) at the new θ (θ = every non-MAG parameter: encoders and heads),
-   g = ∇_θ L with ``create_graph=True``, θ' = θ − α·g (plain SGD, α = ``inner_lr`` or the Trainer's
-   lr), then L(θ', ω) by ``torch.func.functional_call`` and the exact second-order gradient
-   ∇_ω L(θ'(ω), ω) (direct term + the term through θ') steps the MAGs with the method's own
-   optimiser. ``second_order=False`` drops the term through θ' (first-order ablation). Every
-   functional call gets clones of all buffers, so BN batch statistics are used as in training but
-   the running statistics (of encoders, heads and MAGs) are updated once per step, by the Trainer's
-   forward, and never by the lookahead. Logs ``meta_grad_norm`` (‖∇_ω‖) and ``meta_objective``.
-   With ``adaptive=True`` the OUCL weights are constants to autograd (Circle loss), so ∇_ω is then the
-   gradient with the weights frozen. Under DDP the lookahead differentiates twice through ``gather``
-   (torch.distributed.nn's all-gather, whose backward is differentiable); not tested multi-process.
+OUCL's scale: ``causalcl.losses.oucl`` is the paper's (1/γ)·log(1 + Σ exp(…)); the official code
+multiplies it by 16/γ instead (16× ours at γ = 16). ``oucl_scale`` multiplies every OUCL term
+(16 = the code's; ``preset="official"`` sets it).
 
-Defaults: OUCL γ = 16, margins and adaptive weights off, m = 0.25, β = 1 (official code; here the
-adaptive weights really apply when on); λ_aug = 1e-5, λ_mi = 1e-11 (official code: at these weights
-the encoder sees almost only OUCL(z1, z2); raise ``aug_weight``, e.g. to 0.1, to let the MAGs
-matter), positive hinge of R_σ weighted 1 (seed; the code uses 1e-4); α = Trainer lr (official
-1e-3); MAG optimiser Adam, ``meta_lr`` 1e-3 (the code's SGD lr 0.03 / momentum 0.9 / wd 1e-4 is
-``meta_optimizer="sgd", meta_lr=0.03``; an Adam step moves each weight by about lr whatever the tiny
-λ scale of ∇_ω, hence the smaller lr); MAG widths d → 512 → 512 → d with BN + ReLU (official
-128 → 2048 → 2048 → 128); projector feature_dim → 512 → 128. The MAG optimiser state
-travels in the method's ``state_dict`` (``get_extra_state``).
+Step order (official ``train_MetAug.py``, with one change: the MAG step uses the weights of the
+encoder step's forward, whose gradient it reuses):
+1. ``forward`` → the Trainer's backward of L_enc; ``forward`` runs the MAGs with detached weights, so
+   no gradient reaches them, and ``optim_parameters()`` excludes them;
+2. ``meta_step(views, lr)``, before the Trainer's optimiser step: θ' = θ − α·g with g = ∇_θ L_enc the
+   stage-1 gradient (θ = every non-MAG parameter: encoders and heads; plain SGD, α = ``inner_lr``),
+   and the exact gradient ∇_ω M(θ'(ω), ω) = [direct terms at θ'] − α∇_ω⟨J_z(θ)v, ∇_z L_enc(z, ω)⟩,
+   v = ∇_θ M(θ', ω) (``meta_grad="jvp"``: one forward + backward at θ' and one forward-mode JVP;
+   ``"reverse"``: the reverse-over-reverse reference; ``"finite_difference"``: J_z(θ)v by a central
+   difference; see ``causalcl.methods.bilevel``). ``second_order=False`` drops the term through θ'
+   (first-order ablation). Every functional call gets clones of all buffers, so BN batch statistics
+   are used as in training but the running statistics (of encoders, heads and MAGs) are updated once
+   per step, by the Trainer's forward. Logs ``meta_grad_norm`` (‖∇_ω M‖), ``meta_objective`` and
+   each term's norm: ``mag_grad_norm_aug`` (λ_aug·∇_ω L_aug at θ'), ``mag_grad_norm_margin``
+   (λ_mi·∇_ω R_σ at θ') and ``mag_grad_norm_lookahead`` (the term through θ'). With ``adaptive=True``
+   the OUCL weights are constants to autograd (Circle loss). Under DDP the reverse path is used; it
+   differentiates twice through ``gather`` (torch.distributed.nn's all-gather).
+
+Defaults (``preset="default"``, chosen by measurement on ``shapes``, batch 256): λ_aug = 0.1 (at the
+official 1e-5 the MAGs barely touch the encoder and MetAug is ``metaug_oucl`` at 8× the cost),
+λ_mi = 1 (at the official 1e-11 R_σ's gradient on ω was 3.7e-12 against 5.3e-6 for the augmentation
+term: no anti-collapse margin at all), positive hinge of R_σ weighted 1 (seed; the code uses 1e-4),
+``oucl_scale`` 1 (paper), α = ``inner_lr`` 0.1, MAG optimiser Adam with lr 1e-3; see the README for
+the measured term norms. ``preset="official"``: λ_aug 1e-5, λ_mi 1e-11, positive hinge 1e-4,
+``oucl_scale`` 16, α 1e-3, MAG SGD lr 0.03 / momentum 0.9 / wd 1e-4. Any option given explicitly
+overrides its preset. OUCL γ = 16, margins and adaptive weights off, m = 0.25, β = 1 (official code;
+here the adaptive weights really apply when on); MAG widths d → 512 → 512 → d with BN + ReLU (official
+128 → 2048 → 2048 → 128); projector feature_dim → 512 → 128. The MAG optimiser state travels in the
+method's ``state_dict`` (``get_extra_state``).
 """
 
 from __future__ import annotations
@@ -50,14 +64,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..distributed import gather
+from ..distributed import gather, world_size
 from ..losses.oucl import margin_injection, oucl_from_scores, pair_scores
 from ..models.heads import MLPHead
 from .base import Method
-from .bilevel import MetaOptimizerState, global_mean_grads
+from .bilevel import (
+    MetaOptimizerState,
+    Stage1Record,
+    check_meta_grad,
+    directional_derivative,
+    global_mean_grads,
+    stage1_gradients,
+)
 from .cmc import CMC
 
 BASES = ("simclr", "cmc")
+
+
+#: hyper-parameter presets: ``"default"`` (chosen by measurement, module docstring) and ``"official"``
+#: (jiangmengli/metaug's train_MetAug.py scale)
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"aug_weight": 0.1, "margin_weight": 1.0, "margin_pos_weight": 1.0, "oucl_scale": 1.0,
+                "inner_lr": 0.1, "meta_optimizer": "adam", "meta_lr": 1e-3},
+    "official": {"aug_weight": 1e-5, "margin_weight": 1e-11, "margin_pos_weight": 1e-4, "oucl_scale": 16.0,
+                 "inner_lr": 1e-3, "meta_optimizer": "sgd", "meta_lr": 0.03},
+}
 
 
 class MetAug(MetaOptimizerState, Method):
@@ -66,12 +97,16 @@ class MetAug(MetaOptimizerState, Method):
     Args:
         backbone: the encoder f (the template of both encoders with ``base="cmc"``).
         gamma, margins, adaptive, m, beta: OUCL options (``causalcl.losses.oucl_from_scores``).
-        aug_weight: λ_aug of the three augmented OUCL terms.
-        margin_weight: λ_mi of R_σ; margin_pos_weight: weight of its positive hinge.
-        inner_lr: α of the lookahead θ' = θ − α∇_θL (None: the Trainer's current lr).
+        preset: ``"default"`` or ``"official"`` — the values of the options below left at ``None``.
+        aug_weight: λ_aug of the three augmented OUCL terms (encoder loss and MAG objective).
+        margin_weight: λ_mi of R_σ (MAG objective only); margin_pos_weight: weight of its positive hinge.
+        oucl_scale: factor on every OUCL term (1: the paper's 1/γ; 16: the official code's 16/γ).
+        inner_lr: α of the lookahead θ' = θ − α∇_θ L_enc (its own hyper-parameter, not the Trainer's lr).
         meta_lr: learning rate of the MAG optimiser; meta_optimizer: ``"adam"`` or ``"sgd"``
             (momentum 0.9, weight decay 1e-4, as the official code).
         second_order: keep the gradient through θ'(ω) (exact MetAug) or drop it (first order).
+        meta_grad: ``"jvp"`` | ``"reverse"`` | ``"finite_difference"`` (``causalcl.methods.bilevel``).
+        fd_radius: r of the finite-difference step (``meta_grad="finite_difference"``).
         mag_hidden: hidden widths of each MAG.
         projector: widths of g after the backbone width (``base="simclr"``).
         base: ``"simclr"`` (2 views, shared backbone) or ``"cmc"`` (L / ab, ``causalcl.methods.CMC``).
@@ -82,29 +117,38 @@ class MetAug(MetaOptimizerState, Method):
     uses_mags = True
 
     def __init__(self, backbone: nn.Module, *, gamma: float = 16.0, margins: bool = False, adaptive: bool = False,
-                 m: float = 0.25, beta: float = 1.0, aug_weight: float = 1e-5, margin_weight: float = 1e-11,
-                 margin_pos_weight: float = 1.0, inner_lr: float | None = None, meta_lr: float = 1e-3,
-                 meta_optimizer: str = "adam", second_order: bool = True, mag_hidden: Sequence[int] = (512, 512),
+                 m: float = 0.25, beta: float = 1.0, preset: str = "default", aug_weight: float | None = None,
+                 margin_weight: float | None = None, margin_pos_weight: float | None = None,
+                 oucl_scale: float | None = None, inner_lr: float | None = None, meta_lr: float | None = None,
+                 meta_optimizer: str | None = None, second_order: bool = True, meta_grad: str = "jvp",
+                 fd_radius: float = 1e-2, mag_hidden: Sequence[int] = (512, 512),
                  projector: Sequence[int] = (512, 128), base: str = "simclr",
                  base_options: dict[str, Any] | None = None) -> None:
         super().__init__(backbone)
-        for value, key in ((gamma, "gamma"), (beta, "beta"), (meta_lr, "meta_lr")):
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {list(PRESETS)}, got {preset!r}")
+        given = {"aug_weight": aug_weight, "margin_weight": margin_weight, "margin_pos_weight": margin_pos_weight,
+                 "oucl_scale": oucl_scale, "inner_lr": inner_lr, "meta_lr": meta_lr, "meta_optimizer": meta_optimizer}
+        v = {k: PRESETS[preset][k] if value is None else value for k, value in given.items()}
+        for value, key in ((gamma, "gamma"), (beta, "beta"), (v["meta_lr"], "meta_lr"), (v["inner_lr"], "inner_lr"),
+                           (v["oucl_scale"], "oucl_scale"), (fd_radius, "fd_radius")):
             if not value > 0:
                 raise ValueError(f"{key}: expected a positive float, got {value}")
-        for value, key in ((m, "m"), (aug_weight, "aug_weight"), (margin_weight, "margin_weight"),
-                           (margin_pos_weight, "margin_pos_weight")):
+        for value, key in ((m, "m"), (v["aug_weight"], "aug_weight"), (v["margin_weight"], "margin_weight"),
+                           (v["margin_pos_weight"], "margin_pos_weight")):
             if not value >= 0:
                 raise ValueError(f"{key}: expected a non-negative float, got {value}")
-        if inner_lr is not None and not inner_lr > 0:
-            raise ValueError(f"inner_lr: expected a positive float or None (the Trainer's lr), got {inner_lr}")
         if base not in BASES:
             raise ValueError(f"base: expected one of {list(BASES)}, got {base!r}")
-        if meta_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"meta_optimizer: expected 'adam' or 'sgd', got {meta_optimizer!r}")
+        if v["meta_optimizer"] not in ("adam", "sgd"):
+            raise ValueError(f"meta_optimizer: expected 'adam' or 'sgd', got {v['meta_optimizer']!r}")
+        self.preset = preset
         self.oucl_options = {"gamma": gamma, "margins": bool(margins), "adaptive": bool(adaptive), "m": m,
                              "beta": beta}
-        self.aug_weight, self.margin_weight, self.margin_pos_weight = aug_weight, margin_weight, margin_pos_weight
-        self.inner_lr, self.second_order, self.base_name = inner_lr, bool(second_order), base
+        self.aug_weight, self.margin_weight = float(v["aug_weight"]), float(v["margin_weight"])
+        self.margin_pos_weight, self.oucl_scale = float(v["margin_pos_weight"]), float(v["oucl_scale"])
+        self.inner_lr, self.second_order, self.base_name = float(v["inner_lr"]), bool(second_order), base
+        self.meta_grad, self.fd_radius = check_meta_grad(meta_grad), float(fd_radius)
         if base == "cmc":
             self.base = CMC(backbone, **dict(base_options or {}))
             self.backbone = self.base.backbone  # the LabEncoder (shared, tied in the state_dict)
@@ -122,12 +166,13 @@ class MetAug(MetaOptimizerState, Method):
                     raise ValueError("backbone: parameters shared between two modules are not supported by MetAug")
         self.mags: nn.ModuleList | None = None
         self.meta_optimizer: torch.optim.Optimizer | None = None
+        self._stage1: Stage1Record | None = None  # z1, z2 of the last stage-1 forward
         if self.uses_mags:
             self.mags = nn.ModuleList(MLPHead([dim, *mag_hidden, dim]) for _ in range(2))
-            if meta_optimizer == "adam":
-                self.meta_optimizer = torch.optim.Adam(self.mags.parameters(), lr=meta_lr)
+            if v["meta_optimizer"] == "adam":
+                self.meta_optimizer = torch.optim.Adam(self.mags.parameters(), lr=v["meta_lr"])
             else:
-                self.meta_optimizer = torch.optim.SGD(self.mags.parameters(), lr=meta_lr, momentum=0.9,
+                self.meta_optimizer = torch.optim.SGD(self.mags.parameters(), lr=v["meta_lr"], momentum=0.9,
                                                       weight_decay=1e-4)
 
     # --- views and embeddings -------------------------------------------------------------------
@@ -147,33 +192,55 @@ class MetAug(MetaOptimizerState, Method):
         z1, z2 = z.chunk(2)
         return z1, z2
 
-    def augment_features(self, j: int, z: Tensor, live: bool = False) -> Tensor:
-        """ẑ = MAG_j(unit z), unit-normalised; ``live=False`` runs the MAG with detached weights."""
+    def augment_features(self, j: int, z: Tensor, live: bool = False, own_stats: bool = False) -> Tensor:
+        """ẑ = MAG_j(unit z), unit-normalised; ``live=False`` runs the MAG with detached weights;
+        ``own_stats=True`` gives its BatchNorm throw-away buffer clones (the meta step's calls)."""
         mag = self.mags[j]  # type: ignore[index]
         x = F.normalize(z, dim=1)
-        if live:
+        if live and not own_stats:
             out = mag(x)
         else:
-            out = functional_call(mag, {n: p.detach() for n, p in mag.named_parameters()}, (x,))
+            state = {n: p if live else p.detach() for n, p in mag.named_parameters()}
+            if own_stats:
+                state.update({n: b.clone() for n, b in mag.named_buffers()})
+            out = functional_call(mag, state, (x,))
         return F.normalize(out, dim=1)
 
     # --- loss -------------------------------------------------------------------------------------
-    def forward(self, views: list[Tensor], *, live_mags: bool = False) -> dict[str, Any]:
-        """Loss terms and embeddings; ``live_mags=True`` (used by ``meta_step``) lets gradients reach ω."""
-        z1, z2 = self.embed(views)
-        g1, g2 = gather(z1), gather(z2)  # the global batch under DDP
-        pos, neg = pair_scores(g1, g2)
-        base_loss = oucl_from_scores(pos, neg, **self.oucl_options)
+    def _oucl(self, pos: Tensor, neg: Tensor) -> Tensor:
+        return self.oucl_scale * oucl_from_scores(pos, neg, **self.oucl_options)
+
+    def head_terms(self, z1: Tensor, z2: Tensor, live_mags: bool = False,
+                   own_stats: bool = False) -> dict[str, Tensor]:
+        """The loss terms on the (gathered) embeddings: ``oucl_loss``, ``aug_loss`` (the three augmented
+        OUCL terms) and ``margin_loss`` R_σ with σ± detached (a target for the MAGs, as the seed's ω update)."""
+        pos, neg = pair_scores(z1, z2)
+        terms = {"oucl_loss": self._oucl(pos, neg)}
         if self.mags is None:
-            return {"loss": base_loss, "embeddings": [z1, z2]}
-        a1, a2 = (gather(self.augment_features(j, z, live_mags)) for j, z in enumerate((z1, z2)))
-        pairs = [pair_scores(a1, g2), pair_scores(g1, a2), pair_scores(a1, a2)]
-        aug_loss = sum(oucl_from_scores(p, n, **self.oucl_options) for p, n in pairs)
-        margin = margin_injection(pos, neg, torch.cat([p for p, _ in pairs], 1), torch.cat([n for _, n in pairs], 1),
-                                  pos_weight=self.margin_pos_weight)
-        loss = base_loss + self.aug_weight * aug_loss + self.margin_weight * margin
-        return {"loss": loss, "oucl_loss": base_loss, "aug_loss": aug_loss, "margin_loss": margin,
-                "embeddings": [z1, z2]}
+            return terms
+        a1, a2 = (self.augment_features(j, z, live_mags, own_stats) for j, z in enumerate((z1, z2)))
+        pairs = [pair_scores(a1, z2), pair_scores(z1, a2), pair_scores(a1, a2)]
+        terms["aug_loss"] = sum(self._oucl(p, n) for p, n in pairs)
+        terms["margin_loss"] = margin_injection(pos.detach(), neg.detach(), torch.cat([p for p, _ in pairs], 1),
+                                                torch.cat([n for _, n in pairs], 1), pos_weight=self.margin_pos_weight)
+        return terms
+
+    def forward(self, views: list[Tensor], *, live_mags: bool = False) -> dict[str, Any]:
+        """Encoder loss L_enc = OUCL(z1, z2) + λ_aug·[three augmented OUCL terms] and the logged terms
+        (``margin_loss`` R_σ is logged, not in L_enc: it belongs to the MAG objective). ``live_mags=True``
+        lets gradients reach ω (the reverse-mode meta step)."""
+        z1, z2 = self.embed(views)
+        terms = self.head_terms(gather(z1), gather(z2), live_mags)  # the global batch under DDP
+        if self.mags is None:
+            return {"loss": terms["oucl_loss"], "embeddings": [z1, z2]}
+        loss = terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
+        if torch.is_grad_enabled() and not live_mags:
+            self._stage1 = Stage1Record(views, list(self._theta().values()), loss, z1.detach(), z2.detach())
+        return {"loss": loss, **{k: t.detach() for k, t in terms.items()}, "embeddings": [z1, z2]}
+
+    def mag_objective(self, terms: dict[str, Tensor]) -> Tensor:
+        """M = L_enc + λ_mi·R_σ, the objective the MAGs minimise (at the looked-ahead θ')."""
+        return terms["oucl_loss"] + self.aug_weight * terms["aug_loss"] + self.margin_weight * terms["margin_loss"]
 
     # --- bilevel step -------------------------------------------------------------------------
     def optim_parameters(self) -> Iterator[nn.Parameter]:
@@ -181,39 +248,129 @@ class MetAug(MetaOptimizerState, Method):
         mag_ids = {id(p) for p in self.mags.parameters()} if self.mags is not None else set()
         return (p for p in self.parameters() if p.requires_grad and id(p) not in mag_ids)
 
-    def _functional_loss(self, params: dict[str, Tensor], views: list[Tensor]) -> Tensor:
-        state = {**{n: b.clone() for n, b in self.named_buffers()}, **params}  # buffers: throw-away clones
-        # names are de-duplicated and tie_weights=False: an aliased module (a backbone's `last_conv`, the
-        # LabEncoder shared with CMC) is swapped once through its first name (tie_weights=True leaves
-        # the lookahead weights in place after the call for aliased modules, seen with torch 2.14)
-        return functional_call(self, state, (views,), {"live_mags": True}, tie_weights=False)["loss"]
+    def _theta(self) -> dict[str, Tensor]:
+        mag_ids = {id(p) for p in self.mags.parameters()} if self.mags is not None else set()
+        return {n: p for n, p in self.named_parameters() if p.requires_grad and id(p) not in mag_ids}
+
+    def _state(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        # buffers: throw-away clones; names are de-duplicated and tie_weights=False: an aliased module (a
+        # backbone's `last_conv`, the LabEncoder shared with CMC) is swapped once through its first name
+        # (tie_weights=True leaves the lookahead weights in place after the call for aliased modules, torch 2.14)
+        return {**{n: b.clone() for n, b in self.named_buffers()}, **params}
+
+    def _functional_loss(self, params: dict[str, Tensor], views: list[Tensor], objective: bool = False) -> Tensor:
+        z1, z2 = functional_call(_Embedding(self), {f"m.{k}": t for k, t in self._state(params).items()}, (views,),
+                                 tie_weights=False)
+        terms = self.head_terms(gather(z1), gather(z2), live_mags=True, own_stats=True)
+        return self.mag_objective(terms) if objective else terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
 
     def meta_objective(self, views: list[Tensor], alpha: float) -> Tensor:
-        """L(θ'(ω), ω) with θ' = θ − α∇_θL(θ, ω), differentiable in ω (to second order by default)."""
+        """M(θ'(ω), ω) with θ' = θ − α∇_θ L_enc(θ, ω), differentiable in ω (to second order by default):
+        the reverse-mode reference (``meta_grad="reverse"``)."""
         if self.mags is None:
             raise ValueError(f"meta_objective: method {self.name!r} has no MAGs")
-        mag_ids = {id(p) for p in self.mags.parameters()}
-        theta = {n: p for n, p in self.named_parameters() if p.requires_grad and id(p) not in mag_ids}
+        theta = self._theta()
         inner = self._functional_loss(theta, views)
         grads = global_mean_grads(torch.autograd.grad(inner, list(theta.values()), create_graph=self.second_order,
                                                  allow_unused=True))  # DDP: the global batch's gradient
         lookahead = {n: p if g is None else p - alpha * g for (n, p), g in zip(theta.items(), grads, strict=True)}
-        return self._functional_loss(lookahead, views)
+        return self._functional_loss(lookahead, views, objective=True)
+
+    def _embed_at(self, views: list[Tensor]) -> Callable[[dict[str, Tensor]], list[Tensor]]:
+        def fn(params: dict[str, Tensor]) -> list[Tensor]:
+            state = {f"m.{k}": t for k, t in self._state(params).items()}
+            return list(functional_call(_Embedding(self), state, (views,), tie_weights=False))
+        return fn
+
+    def meta_gradients(self, views: list[Tensor], alpha: float, mode: str = "jvp",
+                       inner_grads: list[Tensor] | None = None) -> tuple[dict[str, list[Tensor]], Tensor]:
+        """The MAG gradient of M(θ'(ω), ω) split into its terms, and M's value (single process).
+
+        ``{"aug": ∇_ω λ_aug·L_aug(θ', ω), "margin": ∇_ω λ_mi·R_σ(θ', ω)`` (direct terms, θ' held fixed),
+        ``"lookahead": −α∇_ω⟨J_z(θ)v, ∇_z L_enc(z, ω)⟩`` (the term through θ'(ω), v = ∇_θ M(θ', ω); zero
+        with ``second_order=False``)``}``. ``inner_grads`` = ∇_θ L_enc(θ, ω) in ``_theta`` order (the
+        Trainer's stage-1 gradient); ``None`` recomputes it."""
+        live = self._theta()
+        theta = {n: p.detach() for n, p in live.items()}
+        stash, self._stage1 = self._stage1, None
+        if inner_grads is None or stash is None or not stash.usable(views, list(live.values())):
+            params = {n: p.requires_grad_(True) for n, p in ((n, t.clone()) for n, t in theta.items())}
+            inner_grads = _grads(self._functional_loss(params, views), list(params.values()))
+            stash = None
+        looked = {n: (t - alpha * g).requires_grad_(True) for (n, t), g in zip(theta.items(), inner_grads, strict=True)}
+        z1l, z2l = self._embed_at(views)(looked)
+        y1, y2 = z1l.detach().requires_grad_(True), z2l.detach().requires_grad_(True)
+        terms = self.head_terms(y1, y2, live_mags=True, own_stats=True)
+        omega = list(self.mags.parameters())  # type: ignore[union-attr]
+        grads = {"aug": _grads(self.aug_weight * terms["aug_loss"], omega, retain_graph=True),
+                 "margin": _grads(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)}
+        objective = self.mag_objective(terms)
+        if not self.second_order:
+            grads["lookahead"] = [torch.zeros_like(p) for p in omega]
+            return grads, objective.detach()
+        e1, e2 = torch.autograd.grad(objective, (y1, y2))
+        v = dict(zip(looked, _grads((z1l * e1).sum() + (z2l * e2).sum(), list(looked.values())), strict=True))
+        u1, u2 = directional_derivative(self._embed_at(views), theta, v, mode, self.fd_radius)
+        if stash is None:
+            with torch.no_grad():
+                z1, z2 = self._embed_at(views)(theta)
+        else:
+            z1, z2 = stash.tensors
+        z1, z2 = z1.detach().requires_grad_(True), z2.detach().requires_grad_(True)
+        inner = self.head_terms(z1, z2, live_mags=True, own_stats=True)
+        w1, w2 = torch.autograd.grad(inner["oucl_loss"] + self.aug_weight * inner["aug_loss"], (z1, z2),
+                                     create_graph=True)
+        pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_enc⟩
+        grads["lookahead"] = _grads(-alpha * pairing, omega)
+        return grads, objective.detach()
 
     def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
-        """One MAG step on ∇_ω L(θ'(ω), ω); returns ``meta_grad_norm`` and ``meta_objective``."""
+        """One MAG step on ∇_ω M(θ'(ω), ω); returns ``meta_grad_norm``, ``meta_objective`` and the norm of
+        each term (``mag_grad_norm_aug``, ``mag_grad_norm_margin``, ``mag_grad_norm_lookahead``).
+
+        Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step:
+        θ is the point stage 1 differentiated and ``p.grad`` holds ∇_θ L_enc (reused)."""
         if self.mags is None or self.meta_optimizer is None:
             return {}
-        objective = self.meta_objective(views, self.inner_lr if self.inner_lr is not None else lr)
         params = list(self.mags.parameters())
-        grads = global_mean_grads(torch.autograd.grad(objective, params))  # MAGs equal on every rank
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        for p, g in zip(params, grads, strict=True):
+        mode = self.meta_grad if world_size() == 1 else "reverse"  # forward-mode paths: single process
+        if mode == "reverse":
+            self._stage1 = None
+            objective = self.meta_objective(views, self.inner_lr)
+            total = global_mean_grads(torch.autograd.grad(objective, params))  # MAGs equal on every rank
+            parts: dict[str, list[Tensor]] = {}
+        else:
+            inner = stage1_gradients(list(self._theta().values()))
+            parts, objective = self.meta_gradients(views, self.inner_lr, mode, inner)
+            total = [a + b + c for a, b, c in zip(parts["aug"], parts["margin"], parts["lookahead"], strict=True)]
+        for p, g in zip(params, total, strict=True):
             p.grad = g
         self.meta_optimizer.step()
         for p in params:  # no stale MAG gradients for the Trainer's gradient clipping to see
             p.grad = None
-        return {"meta_grad_norm": float(norm), "meta_objective": float(objective.detach())}
+        out = {"meta_grad_norm": _norm(total), "meta_objective": float(objective.detach())}
+        out.update({f"mag_grad_norm_{k}": _norm(g) for k, g in parts.items()})
+        return out
+
+
+class _Embedding(nn.Module):
+    """MetAug's ``embed`` as a module (for ``functional_call``): views → (z1, z2)."""
+
+    def __init__(self, method: MetAug) -> None:
+        super().__init__()
+        self.m = method
+
+    def forward(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.m.embed(views)
+
+
+def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
+    got = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, got, strict=True)]
+
+
+def _norm(grads: list[Tensor]) -> float:
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
 
 class MetAugOUCL(MetAug):

@@ -213,8 +213,7 @@ class Trainer:
     def forward_backward(self, views: list[torch.Tensor]) -> dict[str, float]:
         """Forward (through DDP when distributed), checks, ``zero_grad`` and backward; returns the terms."""
         self.method.train()
-        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
-                    if self.amp_dtype is not None else contextlib.nullcontext())
+        autocast = self._autocast()
         last = self.checkpoint_path if self.checkpoint_path.is_file() else None
         try:
             with autocast:
@@ -235,14 +234,21 @@ class Trainer:
         self.scaler.scale(loss).backward()
         return terms
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return (torch.autocast(self.device.type, dtype=self.amp_dtype)
+                if self.amp_dtype is not None else contextlib.nullcontext())
+
     def optimizer_step(self, views: list[torch.Tensor]) -> dict[str, float]:
-        """After backward: clipping, the optimiser step, ``meta_step``, the schedule and ``on_step_end``."""
+        """After backward: ``meta_step`` (bilevel methods; it reuses the unscaled, unclipped stage-1
+        gradient in ``p.grad`` at the weights stage 1 saw), clipping, the optimiser step, the schedule and
+        ``on_step_end``."""
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
+        with self._autocast():
+            terms = self.method.meta_step(views, self.optimizer.param_groups[0]["lr"])
         if self.config.optim.grad_clip:
-            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        terms = self.method.meta_step(views, self.optimizer.param_groups[0]["lr"])
         self.scheduler.step()
         self.step += 1
         self.method.on_step_end(self.step, self.total_steps)

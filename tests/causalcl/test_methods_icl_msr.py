@@ -6,11 +6,13 @@ from torch import nn
 
 from causalcl.losses import msr_loss
 from causalcl.methods import ICLMSR, METHODS
+from causalcl.methods.bilevel import InertMechanismWarning
+from causalcl.methods.icl_msr import DEFAULT_ALPHA, DEFAULT_GAMMA, SHARE_FLOOR, SHARE_PATIENCE
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
 from causalcl.train.log import read_log
 
-TERMS = ("uni_loss", "meta_ct_loss", "meta_grad_norm", "meta_lookahead_grad_norm")
+TERMS = ("uni_loss", "meta_ct_loss", "meta_grad_norm", "meta_lookahead_grad_norm", "meta_lookahead_share")
 HEADS = {"simclr": {"projector": (8, 4)}, "byol": {"projector": (8, 4), "predictor_hidden": 8},
          "moco": {"projector": (8, 4), "queue_size": 16}, "ressl": {"projector": (8, 4), "queue_size": 16}}
 
@@ -88,21 +90,99 @@ def test_second_order_meta_gradient_matches_finite_differences(base):
 
 
 def test_meta_step_logs_the_gradient_norms_of_its_objective():
-    method = _tiny()
+    method = _tiny(alpha=0.01, meta_grad="reverse")
     views = _views(dtype=torch.float64)
     phi = list(method.msr.parameters())
     outer, uni, _ = method.meta_objective(views, 0.01)
     look = torch.autograd.grad(outer, phi, retain_graph=True)
     whole = torch.autograd.grad(outer + 0.1 * uni, phi)
     before = [p.detach().clone() for p in phi]
-    terms = method.meta_step(views, lr=0.01)  # alpha=None → the Trainer's lr
+    terms = method.meta_step(views, lr=123.0)  # the Trainer's lr is not the lookahead step
     norm = lambda gs: float(torch.cat([g.flatten() for g in gs]).norm())  # noqa: E731
     assert terms["meta_lookahead_grad_norm"] == pytest.approx(norm(look), rel=1e-9)
     assert terms["meta_grad_norm"] == pytest.approx(norm(whole), rel=1e-9)
+    assert terms["meta_lookahead_share"] == pytest.approx(norm(look) / norm(whole), rel=1e-9)
     assert terms["uni_loss"] == pytest.approx(float(uni.detach()))
     assert terms["meta_ct_loss"] == pytest.approx(float(outer.detach()))
     assert all(not torch.equal(b, p) for b, p in zip(before, phi, strict=True))  # f_msr stepped
     assert all(p.grad is None for p in phi)
+
+
+def _stage1(method, views):
+    """The Trainer's stage 1: forward and backward, leaving ∇_θ L_to in p.grad (no optimiser step)."""
+    for p in method.parameters():
+        p.grad = None
+    method(views)["loss"].backward()
+
+
+@pytest.mark.parametrize("net", ["tiny", "convnet"])
+@pytest.mark.parametrize("base", ["simclr", "byol", "moco", "ressl"])
+def test_forward_mode_meta_gradient_equals_reverse(base, net):
+    """jvp (reusing the stage-1 gradient and embeddings) = reverse-over-reverse, float64, with and without BN."""
+    if net == "tiny":
+        method, views = _tiny(base, gamma=0.3), _views(dtype=torch.float64)
+    else:
+        method, views = _small(base, gamma=0.3).double(), _views(6, 16, dtype=torch.float64)
+    method.train()
+    phi = list(method.msr.parameters())
+    outer, uni, _ = method.meta_objective(views, 0.5)
+    reference = torch.autograd.grad(outer, phi, retain_graph=True)
+    reference_uni = torch.autograd.grad(method.gamma * uni, phi)
+    _stage1(method, views)
+    assert method._stage1.usable(views, method._theta()[1])
+    inner = [p.grad.clone() for p in method._theta()[1]]
+    look, g_uni, outer_fm, uni_fm = method.forward_mode_meta_gradients(views, 0.5, "jvp", inner)
+    flat = lambda gs: torch.cat([g.flatten() for g in gs])  # noqa: E731
+    assert float(flat(reference).norm()) > 1e-8
+    torch.testing.assert_close(flat(look), flat(reference), rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(flat(g_uni), flat(reference_uni), rtol=1e-9, atol=1e-14)
+    torch.testing.assert_close(outer_fm, outer.detach()), torch.testing.assert_close(uni_fm, uni.detach())
+    # without a usable stage 1 (no backward), the gradient is recomputed: same result
+    again = method.forward_mode_meta_gradients(views, 0.5, "jvp", None)[0]
+    torch.testing.assert_close(flat(again), flat(reference), rtol=1e-6, atol=1e-12)
+    # a central difference of the embeddings is close but not exact (ReLU kinks, curvature)
+    _stage1(method, views)
+    fd = method.forward_mode_meta_gradients(views, 0.5, "finite_difference", inner)[0]
+    assert float((flat(fd) - flat(reference)).norm() / flat(reference).norm()) < 0.2
+
+
+@pytest.mark.parametrize("base", ["simclr", "byol", "moco", "ressl"])
+def test_online_embeddings_are_the_bases(base):
+    method = _small(base).train()
+    views = _views(6, 16)
+    z1, z2 = method.base(views)["embeddings"][:2]
+    names, params = method._theta()
+    e1, e2 = method._embed(views, {k: p for k, p in zip(names, params, strict=True)})
+    torch.testing.assert_close(e1, z1), torch.testing.assert_close(e2, z2)
+
+
+def test_stale_stage1_is_not_reused():
+    """An optimiser step between forward and meta_step changes θ: the stored gradient is not used."""
+    method = _tiny()
+    views = _views(dtype=torch.float64)
+    _stage1(method, views)
+    with torch.no_grad():
+        for p in method._theta()[1]:
+            p.add_(0.01)
+    assert not method._stage1.usable(views, method._theta()[1])
+    other = _tiny()
+    with torch.no_grad():
+        for p in other._theta()[1]:
+            p.add_(0.01)
+    a = method.forward_mode_meta_gradients(views, 0.5, "jvp", [p.grad for p in method._theta()[1]])[0]
+    b = other.forward_mode_meta_gradients(views, 0.5, "jvp", None)[0]
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def test_low_lookahead_share_warns_once():
+    method = _tiny(alpha=1e-9, gamma=10.0)
+    views = _views(dtype=torch.float64)
+    with pytest.warns(InertMechanismWarning, match="method.alpha") as record:
+        for _ in range(SHARE_PATIENCE + 5):
+            _stage1(method, views)
+            assert method.meta_step(views, lr=1e-3)["meta_lookahead_share"] < SHARE_FLOOR
+    assert len([w for w in record if issubclass(w.category, InertMechanismWarning)]) == 1
 
 
 def test_forward_is_base_loss_plus_lambda_msr_with_fixed_strata():
@@ -125,7 +205,8 @@ def test_optim_parameters_exclude_f_msr_and_defaults():
     ids = {id(p) for p in method.optim_parameters()}
     assert ids and not ids & {id(p) for p in method.msr.parameters()}
     assert ids == {id(p) for p in method.base.parameters() if p.requires_grad}
-    assert (method.lam, method.gamma, method.alpha, method.meta_lr) == (1.0, 0.1, None, 1e-3)
+    assert (method.lam, method.gamma, method.alpha, method.meta_lr) == (1.0, DEFAULT_GAMMA, DEFAULT_ALPHA, 1e-3)
+    assert method.meta_grad == "jvp"
     assert method.msr.strata == "batch" and method.temperature == 0.5 and method.encoder is method.backbone
     assert _small("moco").temperature == 0.2  # the base's own default τ
     assert METHODS["icl_msr"] is ICLMSR
@@ -236,7 +317,22 @@ def test_bad_options():
         _small(alpha=0)
     with pytest.raises(ValueError, match="negatives"):
         _small(negatives="same")
+    with pytest.raises(ValueError, match="meta_grad"):
+        _small(meta_grad="forward")
+    with pytest.raises(ValueError, match="fd_radius"):
+        _small(fd_radius=0)
     with pytest.raises(ValueError, match="n_strata"):
         _small(strata="learned")
     with pytest.raises(TypeError, match="nope"):
         ICLMSR(build_backbone("convnet_small", channels_last=False), base_options={"nope": 1})
+
+
+def test_meta_step_runs_under_the_runs_autocast(tmp_path):
+    """train.amp=bf16 on CPU: the forward-mode meta step runs inside the Trainer's autocast."""
+    config = Config()
+    for key, value in {"train.steps": 2, "train.batch_size": 8, "train.log_every": 1, "optim.warmup_steps": 1,
+                       "train.amp": "bf16"}.items():
+        config.set(key, value)
+    Trainer(_small(), TinyData(), _noisy_views, config, tmp_path).fit()
+    log = read_log(tmp_path / "train_log.csv")
+    assert all(math.isfinite(v) and v > 0 for v in log["meta_lookahead_grad_norm"])

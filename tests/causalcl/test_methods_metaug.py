@@ -11,6 +11,7 @@ from torch import nn
 
 from causalcl.losses import oucl
 from causalcl.methods import CMC, METHODS, MetAug, MetAugOUCL
+from causalcl.methods.metaug import PRESETS
 from causalcl.models.backbones import ConvNetSmall
 from causalcl.train import Config, Trainer, load_checkpoint
 from causalcl.train.log import read_log
@@ -63,10 +64,10 @@ def _mag_params(method):
     return [p.detach().clone() for p in method.mags.parameters()]
 
 
-def _meta_case(base):
+def _meta_case(base, margin_weight=1.0):
     torch.manual_seed(0)
-    options = {"aug_weight": 1.0, "margin_weight": 1.0, "gamma": 4.0, "margins": True,
-               "mag_hidden": (5,)}
+    options = {"aug_weight": 1.0, "margin_weight": margin_weight, "gamma": 4.0, "margins": True,
+               "mag_hidden": (5,), "inner_lr": 0.5}
     if base == "cmc":
         method = MetAug(ConvNetSmall(widths=(4,)), base="cmc", base_options={"projector": [4]}, **options)
     else:
@@ -79,7 +80,9 @@ def _meta_case(base):
 
 @pytest.mark.parametrize("base", ["simclr", "cmc"])
 def test_second_order_meta_gradient_matches_central_finite_differences(base):
-    method, views = _meta_case(base)
+    """The reverse reference vs central differences of M(θ'(ω), ω); R_σ off (its σ± are detached targets,
+    which a difference in ω would move)."""
+    method, views = _meta_case(base, margin_weight=0.0)
     alpha, eps = 0.5, 1e-6
     params = list(method.mags.parameters())
     exact = torch.autograd.grad(method.meta_objective(views, alpha), params)
@@ -114,15 +117,15 @@ def test_second_order_meta_gradient_matches_central_finite_differences(base):
     assert gap > 1e-4 * math.sqrt(sum(float((a**2).sum()) for a in exact))
 
 
-def test_meta_step_applies_the_meta_gradient_with_alpha_from_lr_or_inner_lr():
+def test_meta_step_applies_the_meta_gradient_with_inner_lr_not_the_trainer_lr():
     method, views = _meta_case("simclr")
+    method.meta_grad = "reverse"
     method.meta_optimizer = torch.optim.SGD(method.mags.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     twin = copy.deepcopy(method)
-    twin.inner_lr = 0.5
     twin.meta_optimizer = torch.optim.SGD(twin.mags.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     before = _mag_params(method)
     grads = torch.autograd.grad(method.meta_objective(views, 0.5), list(method.mags.parameters()))
-    out = method.meta_step(views, 0.5)  # α = the Trainer's lr
+    out = method.meta_step(views, 0.5)
     twin.meta_step(views, 123.0)  # α = inner_lr, the lr argument ignored
     for p0, g, p1, p2 in zip(before, grads, method.mags.parameters(), twin.mags.parameters(), strict=True):
         torch.testing.assert_close(p1.detach(), p0 - 0.1 * (g + 1e-4 * p0))
@@ -130,6 +133,66 @@ def test_meta_step_applies_the_meta_gradient_with_alpha_from_lr_or_inner_lr():
         assert p1.grad is None  # no stale MAG gradients left behind
     norm = math.sqrt(sum(float((g**2).sum()) for g in grads))
     assert out["meta_grad_norm"] == pytest.approx(norm) and norm > 0
+
+
+def _flat(grads):
+    return torch.cat([g.flatten() for g in grads])
+
+
+@pytest.mark.parametrize("net", ["tiny-simclr", "tiny-cmc", "convnet"])
+def test_forward_mode_meta_gradient_equals_reverse(net):
+    """jvp (stage-1 gradient and embeddings reused) = reverse-over-reverse, float64, with and without BN."""
+    if net == "convnet":
+        torch.manual_seed(0)
+        method = MetAug(ConvNetSmall(widths=(8, 16)), projector=(16, 8), mag_hidden=(8,), aug_weight=1.0,
+                        margin_weight=1.0, gamma=4.0, inner_lr=0.5).double().train()
+        views = _views(8, 16, dtype=torch.float64)
+    else:
+        method, views = _meta_case(net.split("-")[1])
+    params = list(method.mags.parameters())
+    reference = torch.autograd.grad(method.meta_objective(views, 0.5), params)
+    out = method(views)
+    out["loss"].backward()
+    inner = [p.grad.clone() for p in method._theta().values()]
+    parts, _ = method.meta_gradients(views, 0.5, "jvp", inner)
+    total = [a + b + c for a, b, c in zip(parts["aug"], parts["margin"], parts["lookahead"], strict=True)]
+    assert all(float(_flat(parts[k]).norm()) > 0 for k in ("aug", "margin", "lookahead"))
+    torch.testing.assert_close(_flat(total), _flat(reference), rtol=1e-6, atol=1e-12)
+    again, _ = method.meta_gradients(views, 0.5, "jvp", None)  # nothing to reuse: recomputed, same result
+    torch.testing.assert_close(_flat(again["lookahead"]), _flat(parts["lookahead"]), rtol=1e-6, atol=1e-12)
+    # the margin term is the direct ω-gradient of λ_mi·R_σ at θ': its weight scales it linearly
+    method.margin_weight = 2.0
+    doubled, _ = method.meta_gradients(views, 0.5, "jvp", None)
+    torch.testing.assert_close(_flat(doubled["margin"]), 2 * _flat(parts["margin"]))
+
+
+def test_margin_is_not_in_the_encoder_loss():
+    """R_σ belongs to the MAG objective: λ_mi changes neither the encoder loss nor its gradient."""
+    views = _views(8, 16)
+    grads = []
+    for weight in (0.0, 5.0):
+        method = _small(aug_weight=0.5, margin_weight=weight).train()
+        out = method(views)
+        out["loss"].backward()
+        grads.append(_flat([p.grad for p in method.optim_parameters()]))
+        assert out["margin_loss"] > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
+def test_presets():
+    official = _small(preset="official")
+    assert (official.aug_weight, official.margin_weight, official.margin_pos_weight, official.oucl_scale,
+            official.inner_lr) == (1e-5, 1e-11, 1e-4, 16.0, 1e-3)
+    assert isinstance(official.meta_optimizer, torch.optim.SGD)
+    default = _small()
+    assert (default.aug_weight, default.margin_weight) == (PRESETS["default"]["aug_weight"],
+                                                           PRESETS["default"]["margin_weight"])
+    assert _small(preset="official", aug_weight=0.3).aug_weight == 0.3  # an explicit value wins
+    views = _views(8, 16)
+    a, b = _small(oucl_scale=16.0).eval(), _small().eval()
+    torch.testing.assert_close(a(views)["oucl_loss"], 16 * b(views)["oucl_loss"])
+    with pytest.raises(ValueError, match="preset"):
+        _small(preset="paper")
 
 
 def test_mags_are_kept_out_of_the_trainer_optimiser():
@@ -183,7 +246,7 @@ def test_forward_terms_and_embeddings():
     z1, z2 = z.chunk(2)
     torch.testing.assert_close(out["embeddings"][0], z1)
     torch.testing.assert_close(out["oucl_loss"], oucl(z1, z2))
-    torch.testing.assert_close(out["loss"], out["oucl_loss"] + 0.5 * out["aug_loss"] + 0.25 * out["margin_loss"])
+    torch.testing.assert_close(out["loss"], out["oucl_loss"] + 0.5 * out["aug_loss"])  # R_σ: the MAGs' objective
     assert out["aug_loss"] > 0 and out["margin_loss"] >= 0
 
 
@@ -264,7 +327,9 @@ def test_trainer_logs_meta_grad_norm_every_step(tmp_path):
     log = read_log(tmp_path / "train_log.csv")
     assert log["step"] == [1, 2, 3]
     assert all(math.isfinite(v) and v > 0 for v in log["meta_grad_norm"]) and len(log["meta_grad_norm"]) == 3
-    assert {"oucl_loss", "aug_loss", "margin_loss", "meta_objective"} <= set(log)
+    assert {"oucl_loss", "aug_loss", "margin_loss", "meta_objective", "mag_grad_norm_aug", "mag_grad_norm_margin",
+            "mag_grad_norm_lookahead"} <= set(log)
+    assert all(v > 0 for k in ("mag_grad_norm_aug", "mag_grad_norm_margin", "mag_grad_norm_lookahead") for v in log[k])
     state = load_checkpoint(tmp_path / "checkpoint.pt")["model"]["_extra_state"]
     assert int(state["meta_optimizer"]["state"][0]["step"]) == 3
 
@@ -278,8 +343,22 @@ def test_bad_options():
         _small(meta_optimizer="lbfgs")
     with pytest.raises(ValueError, match="inner_lr"):
         _small(inner_lr=-1.0)
+    with pytest.raises(ValueError, match="meta_grad"):
+        _small(meta_grad="forward")
     with pytest.raises(ValueError, match="base_options"):
         _small(base_options={"same_crop": False})
     with pytest.raises(ValueError, match="views"):
         _small()([torch.rand(4, 3, 16, 16)])
     assert METHODS["metaug"] is MetAug and METHODS["metaug_oucl"] is MetAugOUCL
+
+
+def test_meta_step_runs_under_the_runs_autocast(tmp_path):
+    config = Config()
+    for key, value in {"train.steps": 2, "train.batch_size": 8, "train.log_every": 1, "optim.warmup_steps": 1,
+                       "train.amp": "bf16"}.items():
+        config.set(key, value)
+    views = lambda images, _i, gen: [(images + 0.1 * torch.randn(images.shape, generator=gen)).clamp(0, 1)  # noqa: E731
+                                     for _ in range(2)]
+    Trainer(_small(), TinyData(), views, config, tmp_path).fit()
+    log = read_log(tmp_path / "train_log.csv")
+    assert all(math.isfinite(v) and v > 0 for k in ("mag_grad_norm_aug", "mag_grad_norm_lookahead") for v in log[k])
