@@ -70,6 +70,17 @@ def check_meta_grad(value: object) -> str:
     return str(value)
 
 
+def grads_or_zeros(loss: Tensor, params: Sequence[Tensor], retain_graph: bool = False) -> list[Tensor]:
+    """∇ of ``loss`` with respect to each of ``params``, zeros for those it does not depend on."""
+    got = torch.autograd.grad(loss, list(params), retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, got, strict=True)]
+
+
+def grad_norm(grads: Sequence[Tensor]) -> float:
+    """The Euclidean norm of a list of gradient tensors taken as one vector."""
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+
 def stage1_gradients(params: Sequence[Tensor]) -> list[Tensor] | None:
     """The gradients the Trainer's backward of the stage-1 loss left in ``p.grad`` (zeros for unused
     parameters), or ``None`` when there are none or any is non-finite (an fp16 overflow step)."""

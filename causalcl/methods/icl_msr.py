@@ -76,6 +76,8 @@ from .bilevel import (
     check_meta_grad,
     directional_derivative,
     global_mean_grads,
+    grad_norm,
+    grads_or_zeros,
     stage1_gradients,
 )
 
@@ -85,13 +87,6 @@ SHARE_FLOOR, SHARE_PATIENCE = 0.05, 50
 DEFAULT_ALPHA, DEFAULT_GAMMA = 0.02, 0.1
 
 
-def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
-    got = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, got, strict=True)]
-
-
-def _norm(grads: list[Tensor]) -> float:
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
 
 class ICLMSR(MetaOptimizerState, Method):
@@ -296,23 +291,23 @@ class ICLMSR(MetaOptimizerState, Method):
             with torch.no_grad():
                 strata = self.msr(h.to(self._msr_dtype))
             inner = out["loss"] + self.lam * self._msr(z1, z2, strata)
-            inner_grads = _grads(inner, params)
+            inner_grads = grads_or_zeros(inner, params)
             z1, z2 = z1.detach(), z2.detach()
         else:
             z1, z2, h = stash.tensors
         theta = {k: p.detach() for k, p in zip(names, params, strict=True)}
         looked = {k: (theta[k] - alpha * g).requires_grad_(True) for k, g in zip(names, inner_grads, strict=True)}
         outer = self._base_forward(views, {**self._bn_buffers(), **looked})[0]["loss"]
-        v = dict(zip(names, _grads(outer, list(looked.values())), strict=True))
+        v = dict(zip(names, grads_or_zeros(outer, list(looked.values())), strict=True))
         u1, u2 = directional_derivative(lambda ps: self._embed(views, ps), theta, v, mode, self.fd_radius)
         z1, z2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
         phi = [p for p in self.msr.parameters() if p.requires_grad]
         strata = self.msr(h.to(self._msr_dtype))
         w1, w2 = torch.autograd.grad(self._msr(z1, z2, strata), (z1, z2), create_graph=True)
         pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_msr⟩
-        g_look = _grads(-alpha * self.lam * pairing, phi, retain_graph=True)
+        g_look = grads_or_zeros(-alpha * self.lam * pairing, phi, retain_graph=True)
         uni = uniformity_of_strata(strata, self.uniformity_t)
-        return g_look, _grads(self.gamma * uni, phi), outer.detach(), uni.detach()
+        return g_look, grads_or_zeros(self.gamma * uni, phi), outer.detach(), uni.detach()
 
     def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
         """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms.
@@ -325,8 +320,8 @@ class ICLMSR(MetaOptimizerState, Method):
         if mode == "reverse":
             self._stage1 = None
             outer, uni, _ = self.meta_objective(views, self.alpha)
-            g_look = _grads(outer, phi, retain_graph=True)
-            g_uni = _grads(self.gamma * uni, phi)
+            g_look = grads_or_zeros(outer, phi, retain_graph=True)
+            g_uni = grads_or_zeros(self.gamma * uni, phi)
         else:
             inner = stage1_gradients(self._theta()[1])
             g_look, g_uni, outer, uni = self.forward_mode_meta_gradients(views, self.alpha, mode, inner)
@@ -335,7 +330,7 @@ class ICLMSR(MetaOptimizerState, Method):
             p.grad = g.detach()
         self.meta_optimizer.step()
         self.meta_optimizer.zero_grad(set_to_none=True)
-        total_norm, look_norm = _norm(total), _norm(g_look)
+        total_norm, look_norm = grad_norm(total), grad_norm(g_look)
         share = look_norm / total_norm if total_norm > 0 else 0.0
         self._watch_share(share)
         return {"uni_loss": float(uni.detach()), "meta_ct_loss": float(outer.detach()),

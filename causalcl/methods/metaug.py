@@ -74,6 +74,8 @@ from .bilevel import (
     check_meta_grad,
     directional_derivative,
     global_mean_grads,
+    grad_norm,
+    grads_or_zeros,
     stage1_gradients,
 )
 from .cmc import CMC
@@ -295,21 +297,21 @@ class MetAug(MetaOptimizerState, Method):
         stash, self._stage1 = self._stage1, None
         if inner_grads is None or stash is None or not stash.usable(views, list(live.values())):
             params = {n: p.requires_grad_(True) for n, p in ((n, t.clone()) for n, t in theta.items())}
-            inner_grads = _grads(self._functional_loss(params, views), list(params.values()))
+            inner_grads = grads_or_zeros(self._functional_loss(params, views), list(params.values()))
             stash = None
         looked = {n: (t - alpha * g).requires_grad_(True) for (n, t), g in zip(theta.items(), inner_grads, strict=True)}
         z1l, z2l = self._embed_at(views)(looked)
         y1, y2 = z1l.detach().requires_grad_(True), z2l.detach().requires_grad_(True)
         terms = self.head_terms(y1, y2, live_mags=True, own_stats=True)
         omega = list(self.mags.parameters())  # type: ignore[union-attr]
-        grads = {"aug": _grads(self.aug_weight * terms["aug_loss"], omega, retain_graph=True),
-                 "margin": _grads(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)}
+        grads = {"aug": grads_or_zeros(self.aug_weight * terms["aug_loss"], omega, retain_graph=True),
+                 "margin": grads_or_zeros(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)}
         objective = self.mag_objective(terms)
         if not self.second_order:
             grads["lookahead"] = [torch.zeros_like(p) for p in omega]
             return grads, objective.detach()
         e1, e2 = torch.autograd.grad(objective, (y1, y2))
-        v = dict(zip(looked, _grads((z1l * e1).sum() + (z2l * e2).sum(), list(looked.values())), strict=True))
+        v = dict(zip(looked, grads_or_zeros((z1l * e1).sum() + (z2l * e2).sum(), list(looked.values())), strict=True))
         u1, u2 = directional_derivative(self._embed_at(views), theta, v, mode, self.fd_radius)
         if stash is None:
             with torch.no_grad():
@@ -321,7 +323,7 @@ class MetAug(MetaOptimizerState, Method):
         w1, w2 = torch.autograd.grad(inner["oucl_loss"] + self.aug_weight * inner["aug_loss"], (z1, z2),
                                      create_graph=True)
         pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_enc⟩
-        grads["lookahead"] = _grads(-alpha * pairing, omega)
+        grads["lookahead"] = grads_or_zeros(-alpha * pairing, omega)
         return grads, objective.detach()
 
     def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
@@ -348,8 +350,8 @@ class MetAug(MetaOptimizerState, Method):
         self.meta_optimizer.step()
         for p in params:  # no stale MAG gradients for the Trainer's gradient clipping to see
             p.grad = None
-        out = {"meta_grad_norm": _norm(total), "meta_objective": float(objective.detach())}
-        out.update({f"mag_grad_norm_{k}": _norm(g) for k, g in parts.items()})
+        out = {"meta_grad_norm": grad_norm(total), "meta_objective": float(objective.detach())}
+        out.update({f"mag_grad_norm_{k}": grad_norm(g) for k, g in parts.items()})
         return out
 
 
@@ -364,13 +366,6 @@ class _Embedding(nn.Module):
         return self.m.embed(views)
 
 
-def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> list[Tensor]:
-    got = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, got, strict=True)]
-
-
-def _norm(grads: list[Tensor]) -> float:
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
 
 class MetAugOUCL(MetAug):

@@ -315,16 +315,20 @@ class TinyData:
         return self.images[indices], self.labels[indices]
 
 
-def test_trainer_logs_meta_grad_norm_every_step(tmp_path):
+def _fit_tiny(tmp_path, **settings):
+    """3 (or ``train.steps``) Trainer steps of a small MetAug on noisy copies of tiny images; the log."""
     config = Config()
     for key, value in {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "optim.warmup_steps": 1,
-                       "method.name": "metaug"}.items():
+                       "method.name": "metaug", **settings}.items():
         config.set(key, value)
     views = lambda images, _i, gen: [(images + 0.1 * torch.randn(images.shape, generator=gen)).clamp(0, 1)  # noqa: E731
                                      for _ in range(2)]
-    trainer = Trainer(_small(), TinyData(), views, config, tmp_path)
-    trainer.fit()
-    log = read_log(tmp_path / "train_log.csv")
+    Trainer(_small(), TinyData(), views, config, tmp_path).fit()
+    return read_log(tmp_path / "train_log.csv")
+
+
+def test_trainer_logs_meta_grad_norm_every_step(tmp_path):
+    log = _fit_tiny(tmp_path)
     assert log["step"] == [1, 2, 3]
     assert all(math.isfinite(v) and v > 0 for v in log["meta_grad_norm"]) and len(log["meta_grad_norm"]) == 3
     assert {"oucl_loss", "aug_loss", "margin_loss", "meta_objective", "mag_grad_norm_aug", "mag_grad_norm_margin",
@@ -353,12 +357,5 @@ def test_bad_options():
 
 
 def test_meta_step_runs_under_the_runs_autocast(tmp_path):
-    config = Config()
-    for key, value in {"train.steps": 2, "train.batch_size": 8, "train.log_every": 1, "optim.warmup_steps": 1,
-                       "train.amp": "bf16"}.items():
-        config.set(key, value)
-    views = lambda images, _i, gen: [(images + 0.1 * torch.randn(images.shape, generator=gen)).clamp(0, 1)  # noqa: E731
-                                     for _ in range(2)]
-    Trainer(_small(), TinyData(), views, config, tmp_path).fit()
-    log = read_log(tmp_path / "train_log.csv")
+    log = _fit_tiny(tmp_path, **{"train.steps": 2, "train.amp": "bf16"})
     assert all(math.isfinite(v) and v > 0 for k in ("mag_grad_norm_aug", "mag_grad_norm_lookahead") for v in log[k])
