@@ -174,7 +174,8 @@ def background_swap_view_fn(method: Method, augment: SimCLRAugment, config: Conf
     masks = getattr(dataset, "masks", None)
     if masks is None:
         raise ValueError(f"{key}: dataset {config.data.name!r} has no foreground masks, which a background swap "
-                         f"needs (datasets with masks: {', '.join(EMBEDDED_DATASETS)}); unset {key}")
+                         f"needs (datasets with masks: {', '.join(EMBEDDED_DATASETS)}, and imagefolder when every "
+                         f"image has a <image stem>.mask.npy beside it); unset {key}")
     swap = BackgroundSwap(a.background_swap_source, float(p), a.background_swap_fill) if p > 0 else None
     styles = {name: BackgroundSwap.from_name(name, fill=a.background_swap_fill) for name in names}
 
