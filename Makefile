@@ -30,6 +30,7 @@ test-all: .venv
 
 bench: .venv
 	$(BIN)/python benchmarks/step_overhead.py
+	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/corruptions.py
 	if $(BIN)/python -c "import lightly" 2>/dev/null; then $(BIN)/python benchmarks/vs_lightly.py; \
