@@ -216,14 +216,16 @@ class MetAug(MetaOptimizerState, Method):
 
     def head_terms(self, z1: Tensor, z2: Tensor, live_mags: bool = False,
                    own_stats: bool = False) -> dict[str, Tensor]:
-        """The loss terms on the (gathered) embeddings: ``oucl_loss``, ``aug_loss`` (the three augmented
+        """The loss terms of this rank's embeddings z1, z2, on the global batch under DDP (the MAGs run on
+        the rank's rows, then everything is gathered): ``oucl_loss``, ``aug_loss`` (the three augmented
         OUCL terms) and ``margin_loss`` R_σ with σ± detached (a target for the MAGs, as the seed's ω update)."""
-        pos, neg = pair_scores(z1, z2)
+        g1, g2 = gather(z1), gather(z2)
+        pos, neg = pair_scores(g1, g2)
         terms = {"oucl_loss": self._oucl(pos, neg)}
         if self.mags is None:
             return terms
-        a1, a2 = (self.augment_features(j, z, live_mags, own_stats) for j, z in enumerate((z1, z2)))
-        pairs = [pair_scores(a1, z2), pair_scores(z1, a2), pair_scores(a1, a2)]
+        a1, a2 = (gather(self.augment_features(j, z, live_mags, own_stats)) for j, z in enumerate((z1, z2)))
+        pairs = [pair_scores(a1, g2), pair_scores(g1, a2), pair_scores(a1, a2)]
         terms["aug_loss"] = sum(self._oucl(p, n) for p, n in pairs)
         terms["margin_loss"] = margin_injection(pos.detach(), neg.detach(), torch.cat([p for p, _ in pairs], 1),
                                                 torch.cat([n for _, n in pairs], 1), pos_weight=self.margin_pos_weight)
@@ -234,7 +236,7 @@ class MetAug(MetaOptimizerState, Method):
         (``margin_loss`` R_σ is logged, not in L_enc: it belongs to the MAG objective). ``live_mags=True``
         lets gradients reach ω (the reverse-mode meta step)."""
         z1, z2 = self.embed(views)
-        terms = self.head_terms(gather(z1), gather(z2), live_mags)  # the global batch under DDP
+        terms = self.head_terms(z1, z2, live_mags)  # the global batch under DDP
         if self.mags is None:
             return {"loss": terms["oucl_loss"], "embeddings": [z1, z2]}
         loss = terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
@@ -265,7 +267,7 @@ class MetAug(MetaOptimizerState, Method):
     def _functional_loss(self, params: dict[str, Tensor], views: list[Tensor], objective: bool = False) -> Tensor:
         z1, z2 = functional_call(_Embedding(self), {f"m.{k}": t for k, t in self._state(params).items()}, (views,),
                                  tie_weights=False)
-        terms = self.head_terms(gather(z1), gather(z2), live_mags=True, own_stats=True)
+        terms = self.head_terms(z1, z2, live_mags=True, own_stats=True)
         return self.mag_objective(terms) if objective else terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
 
     def meta_objective(self, views: list[Tensor], alpha: float) -> Tensor:

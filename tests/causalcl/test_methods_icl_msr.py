@@ -7,7 +7,7 @@ from torch import nn
 from causalcl.losses import msr_loss
 from causalcl.methods import ICLMSR, METHODS
 from causalcl.methods.bilevel import InertMechanismWarning
-from causalcl.methods.icl_msr import DEFAULT_ALPHA, DEFAULT_GAMMA, SHARE_FLOOR, SHARE_PATIENCE
+from causalcl.methods.icl_msr import SHARE_FLOOR, SHARE_PATIENCE
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
 from causalcl.train.log import read_log
@@ -95,7 +95,7 @@ def test_meta_step_logs_the_gradient_norms_of_its_objective():
     phi = list(method.msr.parameters())
     outer, uni, _ = method.meta_objective(views, 0.01)
     look = torch.autograd.grad(outer, phi, retain_graph=True)
-    whole = torch.autograd.grad(outer + 0.1 * uni, phi)
+    whole = torch.autograd.grad(outer + method.gamma * uni, phi)
     before = [p.detach().clone() for p in phi]
     terms = method.meta_step(views, lr=123.0)  # the Trainer's lr is not the lookahead step
     norm = lambda gs: float(torch.cat([g.flatten() for g in gs]).norm())  # noqa: E731
@@ -205,7 +205,7 @@ def test_optim_parameters_exclude_f_msr_and_defaults():
     ids = {id(p) for p in method.optim_parameters()}
     assert ids and not ids & {id(p) for p in method.msr.parameters()}
     assert ids == {id(p) for p in method.base.parameters() if p.requires_grad}
-    assert (method.lam, method.gamma, method.alpha, method.meta_lr) == (1.0, DEFAULT_GAMMA, DEFAULT_ALPHA, 1e-3)
+    assert (method.lam, method.gamma, method.alpha, method.meta_lr) == (1.0, 0.02, 0.03, 1e-3)
     assert method.meta_grad == "jvp"
     assert method.msr.strata == "batch" and method.temperature == 0.5 and method.encoder is method.backbone
     assert _small("moco").temperature == 0.2  # the base's own default τ
