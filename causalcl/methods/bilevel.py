@@ -94,14 +94,17 @@ def stage1_gradients(params: Sequence[Tensor]) -> list[Tensor] | None:
 
 
 def directional_derivative(fn: Callable[[dict[str, Tensor]], list[Tensor]], params: dict[str, Tensor],
-                           direction: dict[str, Tensor], mode: str, fd_radius: float = 1e-2) -> list[Tensor]:
+                           direction: dict[str, Tensor], mode: str, fd_radius: float = 3e-4) -> list[Tensor]:
     r"""J_fn(θ)·v, the derivative of the outputs of ``fn`` at θ = ``params`` along v = ``direction``.
 
     * ``"jvp"``: exact, one forward-mode pass (``torch.autograd.forward_ad``, BatchNorm's tangents by
       ``batch_norm_tangents``);
     * ``"finite_difference"``: the central difference (fn(θ + εv) − fn(θ − εv)) / 2ε with ε = r/‖v‖
-      (r = ``fd_radius``, the length of the step in parameter space, DARTS' 0.01), two forwards without
-      autograd; its error is O(r²) from the curvature of fn plus float round-off of order 1e-7/r.
+      (r = ``fd_radius``, the length of the step in parameter space; DARTS uses 0.01), two forwards without
+      autograd; its error is O(r²) from the curvature of fn (and ReLU kinks) plus float round-off growing
+      as 1/r. Measured on ICL-MSR's meta-gradient (``shapes``, ``convnet_small``, batch 128, float32, 5 points
+      of a 60-step run): relative error 3.3–9.5 % at r = 1e-2, 0.9–3.3 % at 1e-3, 0.7–2.2 % at 3e-4 (the
+      default), 1.9–3.2 % at 1e-4 — never reliably under 1 %.
 
     ``fn`` maps a dict of parameter tensors to a list of outputs; it must not change state (give it
     throw-away buffer clones: BatchNorm then normalises with the batch statistics, as in training).

@@ -125,7 +125,7 @@ class MetAug(MetaOptimizerState, Method):
                  margin_weight: float | None = None, margin_pos_weight: float | None = None,
                  oucl_scale: float | None = None, inner_lr: float | None = None, meta_lr: float | None = None,
                  meta_optimizer: str | None = None, second_order: bool = True, meta_grad: str = "jvp",
-                 fd_radius: float = 1e-2, mag_hidden: Sequence[int] = (512, 512),
+                 fd_radius: float = 3e-4, mag_hidden: Sequence[int] = (512, 512),
                  projector: Sequence[int] = (512, 128), base: str = "simclr",
                  base_options: dict[str, Any] | None = None) -> None:
         super().__init__(backbone)
