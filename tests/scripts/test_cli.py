@@ -78,7 +78,8 @@ def test_missing_real_dataset_root_names_layout(tmp_path, capsys):
 def test_shipped_configs_load():
     from pathlib import Path
 
+    from causalcl.build import build_method
     from causalcl.train.config import Config, load_yaml
 
     for path in sorted(Path(__file__).resolve().parents[2].glob("assets/configs/*.yaml")):
-        Config.from_dict(load_yaml(path))
+        build_method(Config.from_dict(load_yaml(path)))  # every method option is one its constructor accepts
