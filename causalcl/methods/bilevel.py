@@ -138,7 +138,8 @@ class Stage1Record:
     a caller that steps its optimiser before ``meta_step`` gets a recomputed gradient, not a stale one.
     """
 
-    def __init__(self, views: Sequence[Tensor], params: Sequence[Tensor], loss: Tensor, *tensors: Tensor) -> None:
+    def __init__(self, views: Sequence[Tensor], params: Sequence[Tensor], loss: Tensor,
+                 *tensors: Tensor | None) -> None:
         self.view, self.tensors = views[0], tensors
         self.versions = [p._version for p in params]
         self.backward_done = False

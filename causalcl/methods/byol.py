@@ -74,16 +74,20 @@ class BYOL(Method):
         self.target_projector = frozen_copy(self.projector)
         self.register_buffer("tau", torch.tensor(self.base_momentum))
 
-    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: list[torch.Tensor], targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``targets``: the target network's projections of ``cat(views[:2])`` from an earlier call on the same
+        views and target weights (returned as ``"targets"``), so a wrapper's second forward skips that network."""
         self.check_views(views, 2)
         x = torch.cat(list(views[:2]))
         z = self.projector(self.backbone(x))
         p1, p2 = self.predictor(z).chunk(2)
-        with torch.no_grad():
-            t1, t2 = self.target_projector(self.target_backbone(x)).chunk(2)
+        if targets is None:
+            with torch.no_grad():
+                targets = self.target_projector(self.target_backbone(x))
+        t1, t2 = targets.chunk(2)
         loss = byol_loss(gather(p1), gather_no_grad(t2)) + byol_loss(gather(p2), gather_no_grad(t1))
         z1, z2 = z.chunk(2)
-        return {"loss": loss, "momentum": self.tau.detach().clone(), "embeddings": [z1, z2]}
+        return {"loss": loss, "momentum": self.tau.detach().clone(), "embeddings": [z1, z2], "targets": targets}
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """ξ ← τ·ξ + (1 − τ)·θ with τ = cosine_momentum(τ_base, step − 1, total_steps)."""

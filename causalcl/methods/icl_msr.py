@@ -209,13 +209,16 @@ class ICLMSR(MetaOptimizerState, Method):
             raise RuntimeError("icl_msr: the base method did not pass both views through its backbone")
         return (h[:n] + h[n:2 * n]) / 2 if h.shape[0] >= 2 * n else h[:n]
 
-    def _base_forward(self, views: list[Tensor], tensors: dict[str, Tensor] | None = None
-                      ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-        """The base's output, its two embeddings and f_msr's input; ``tensors`` overrides parameters/buffers."""
+    def _base_forward(self, views: list[Tensor], tensors: dict[str, Tensor] | None = None,
+                      targets: Tensor | None = None) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+        """The base's output, its two embeddings and f_msr's input; ``tensors`` overrides parameters/buffers;
+        ``targets`` (a base's ``"targets"`` output: BYOL's target, MoCo's keys, ReSSL's teacher) skips its
+        no-grad target network when the views and target weights are those of the call that made them."""
+        kwargs = {"targets": targets} if targets is not None else None
         with self._features() as feats:
             # tie_weights=False: the names come from named_parameters/named_modules (one per tensor); torch's
             # tied-weight handling restores aliased names (e.g. a backbone's ``last_conv``) wrongly
-            out = self.base(views) if tensors is None else functional_call(self.base, tensors, (views,),
+            out = self.base(views) if tensors is None else functional_call(self.base, tensors, (views,), kwargs,
                                                                            tie_weights=False)
         emb = out.get("embeddings")
         if not isinstance(emb, list | tuple) or len(emb) < 2:
@@ -245,7 +248,7 @@ class ICLMSR(MetaOptimizerState, Method):
         msr = self._msr(z1, z2, strata)
         ct = out["loss"]
         loss = ct + self.lam * msr
-        self._stage1 = (Stage1Record(views, self._theta()[1], loss, z1.detach(), z2.detach(), h)
+        self._stage1 = (Stage1Record(views, self._theta()[1], loss, z1.detach(), z2.detach(), h, out.get("targets"))
                         if torch.is_grad_enabled() else None)
         result = dict(out)
         result.update(loss=loss, ct_loss=ct.detach(), msr_loss=msr.detach())
@@ -297,12 +300,12 @@ class ICLMSR(MetaOptimizerState, Method):
                 strata = self.msr(h.to(self._msr_dtype))
             inner = out["loss"] + self.lam * self._msr(z1, z2, strata)
             inner_grads = grads_or_zeros(inner, params)
-            z1, z2 = z1.detach(), z2.detach()
+            z1, z2, targets = z1.detach(), z2.detach(), out.get("targets")
         else:
-            z1, z2, h = stash.tensors
+            z1, z2, h, targets = stash.tensors
         theta = {k: p.detach() for k, p in zip(names, params, strict=True)}
         looked = {k: (theta[k] - alpha * g).requires_grad_(True) for k, g in zip(names, inner_grads, strict=True)}
-        outer = self._base_forward(views, {**self._bn_buffers(), **looked})[0]["loss"]
+        outer = self._base_forward(views, {**self._bn_buffers(), **looked}, targets)[0]["loss"]  # targets: stage 1's
         v = dict(zip(names, grads_or_zeros(outer, list(looked.values())), strict=True))
         u1, u2 = directional_derivative(lambda ps: self._embed(views, ps), theta, v, mode, self.fd_radius)
         z1, z2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)

@@ -92,21 +92,26 @@ class MoCo(Method):
         """Key-encoder projections of ``x`` (not normalised, no gradients)."""
         return self.key_projector(self.key_backbone(x))
 
-    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: list[torch.Tensor], targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``targets``: the keys of an earlier call on the same views and key encoder (returned as
+        ``"targets"``: of ``cat(views[:2])`` when symmetric, else of ``views[1]``), so a wrapper's second
+        forward skips the key encoder."""
         self.check_views(views, 2)
         q1, q2 = self.projector(self.backbone(torch.cat(list(views[:2])))).chunk(2)
         queue = self.queue()
+        if targets is None:
+            targets = self.keys(torch.cat(list(views[:2])) if self.symmetric else views[1])
         if self.symmetric:
-            k1, k2 = self.keys(torch.cat(list(views[:2]))).chunk(2)
+            k1, k2 = targets.chunk(2)
             loss = 0.5 * (info_nce_queue(gather(q1), gather_no_grad(k2), queue, self.temperature)
                           + info_nce_queue(gather(q2), gather_no_grad(k1), queue, self.temperature))
             new_keys = torch.cat([k1, k2])
         else:
-            k2 = self.keys(views[1])
+            k2 = targets
             loss = info_nce_queue(gather(q1), gather_no_grad(k2), queue, self.temperature)
             new_keys = k2
         self._pending_keys = F.normalize(new_keys.detach(), dim=1)
-        return {"loss": loss, "embeddings": [q1, q2]}
+        return {"loss": loss, "embeddings": [q1, q2], "targets": targets}
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA update of the key encoder, then the keys of the last forward enter the queue."""

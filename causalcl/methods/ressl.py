@@ -116,20 +116,25 @@ class ReSSL(Method):
         """Unit teacher embeddings of a batch of images (no gradient)."""
         return F.normalize(self.teacher_projector(self.teacher_backbone(x)), dim=1)
 
-    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: list[torch.Tensor], targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``targets``: the teacher embeddings of an earlier call on the same views and teacher (returned as
+        ``"targets"``: of ``cat(views[:2])`` when symmetric, else of ``views[1]``), so a wrapper's second
+        forward skips the teacher."""
         self.check_views(views, 2)
         z = self.projector(self.backbone(torch.cat(list(views[:2]))))
         z1, z2 = z.chunk(2)
         queue = self.queue()
+        if targets is None:
+            targets = self.teacher(torch.cat(list(views[:2])) if self.symmetric else views[1])
         if self.symmetric:
-            t1, t2 = self.teacher(torch.cat(list(views[:2]))).chunk(2)
+            t1, t2 = targets.chunk(2)
             loss = 0.5 * (ressl_loss(gather(z1), gather(t2), queue, self.tau_s, self.tau_t)
                           + ressl_loss(gather(z2), gather(t1), queue, self.tau_s, self.tau_t))
         else:
-            t2 = self.teacher(views[1])
+            t2 = targets
             loss = ressl_loss(gather(z1), gather(t2), queue, self.tau_s, self.tau_t)
         self._pending_keys = t2.detach()
-        return {"loss": loss, "embeddings": [z1, z2]}
+        return {"loss": loss, "embeddings": [z1, z2], "targets": targets}
 
     @torch.no_grad()
     def on_step_end(self, step: int, total_steps: int) -> None:

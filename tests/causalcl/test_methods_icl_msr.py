@@ -336,3 +336,22 @@ def test_meta_step_runs_under_the_runs_autocast(tmp_path):
     Trainer(_small(), TinyData(), _noisy_views, config, tmp_path).fit()
     log = read_log(tmp_path / "train_log.csv")
     assert all(math.isfinite(v) and v > 0 for v in log["meta_lookahead_grad_norm"])
+
+
+TARGET_NETWORKS = {"byol": "target_backbone", "moco": "key_backbone", "ressl": "teacher_backbone"}
+
+
+@pytest.mark.parametrize("base", sorted(TARGET_NETWORKS))
+def test_outer_forward_reuses_stage1_targets(base):
+    """The base takes back its own "targets" (same loss); the jvp meta step never runs the target network again."""
+    method = _small(base).train()
+    views = _views(6, 16)
+    out = method.base(views)
+    again = method.base(views, targets=out["targets"])
+    torch.testing.assert_close(again["loss"], out["loss"])
+    calls = []
+    getattr(method.base, TARGET_NETWORKS[base]).register_forward_hook(lambda *_: calls.append(1))
+    _stage1(method, views)
+    assert len(calls) == 1  # stage 1's own target forward
+    method.meta_step(views, lr=1e-3)
+    assert len(calls) == 1  # none in the meta step: its outer forward at θ¹ reuses stage 1's targets
