@@ -1,7 +1,7 @@
 """Do the seeds' claims reproduce at CPU scale? SimCLR vs the causal methods on the SCM datasets.
 
 For each dataset (``shapes`` with rho = 0.9 and ``digits``), each method configuration and each
-seed, one run of the main job (``causalcl.cli.run``) trains the method for a fixed CPU budget and
+seed, one run of the main job (``causalcl.job.run``) trains the method for a fixed CPU budget and
 diagnoses it. The budget is the same number of seconds for every method: each configuration's step
 time is measured once (median of 3 training steps after one warm-up step, on the real views) and its
 step count set to ``budget / step time``, so the learning-rate schedule completes and slower
@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import RESULTS, write_results  # noqa: E402
 
 from causalcl.build import build_augment, build_method, build_view_fn, load_split  # noqa: E402
-from causalcl.cli import run  # noqa: E402
 from causalcl.data import DATASETS  # noqa: E402
+from causalcl.job import run  # noqa: E402
 from causalcl.train import Config, Trainer  # noqa: E402
 
 #: label → (method name, method options, views)

@@ -1,6 +1,6 @@
 """``causalcl --methods a,b,c``: train and diagnose several methods in one call, then compare them.
 
-Each method runs the single-method job (:func:`causalcl.cli.run`) in ``<out>/<method>/`` with the same data,
+Each method runs the single-method job (:func:`causalcl.job.run`) in ``<out>/<method>/`` with the same data,
 backbone, batch, seed and step budget; ``<out>/`` then gets the combined report of
 :mod:`causalcl.diagnostics.compare`. Everything that can be checked is checked before the first step:
 method names (with the valid list), repeated names, ``method.<key>`` overrides and the constructors' own
@@ -58,7 +58,7 @@ def accepted_options(name: str) -> set[str] | None:
 def make_configs(args: argparse.Namespace, names: list[str], out: Path) -> dict[str, Config]:
     """One config per method, validated (options and constructor) before anything trains."""
     from .build import build_method
-    from .cli import make_config
+    from .job import make_config
 
     configs: dict[str, Config] = {}
     takers: dict[str, list[str]] = {}
@@ -100,8 +100,8 @@ def run_many(configs: dict[str, Config], out: Path, resume: bool = False) -> tup
     """Train and diagnose each method in ``<out>/<method>/``, then write the combined report in ``out``.
 
     Returns (the combined results, {failed method: reason})."""
-    from .cli import run
     from .diagnostics.compare import side_by_side, summary_text, write_comparison
+    from .job import run
     from .train.trainer import NonFiniteLossError
 
     started = time.perf_counter()
