@@ -239,14 +239,18 @@ class MetAug(MetaOptimizerState, Method):
         terms = self.head_terms(z1, z2, live_mags)  # the global batch under DDP
         if self.mags is None:
             return {"loss": terms["oucl_loss"], "embeddings": [z1, z2]}
-        loss = terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
+        loss = self.encoder_loss(terms)
         if torch.is_grad_enabled() and not live_mags:
             self._stage1 = Stage1Record(views, list(self._theta().values()), loss, z1.detach(), z2.detach())
         return {"loss": loss, **{k: t.detach() for k, t in terms.items()}, "embeddings": [z1, z2]}
 
+    def encoder_loss(self, terms: dict[str, Tensor]) -> Tensor:
+        """L_enc = OUCL + λ_aug·[the three augmented OUCL terms], from ``head_terms``."""
+        return terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
+
     def mag_objective(self, terms: dict[str, Tensor]) -> Tensor:
         """M = L_enc + λ_mi·R_σ, the objective the MAGs minimise (at the looked-ahead θ')."""
-        return terms["oucl_loss"] + self.aug_weight * terms["aug_loss"] + self.margin_weight * terms["margin_loss"]
+        return self.encoder_loss(terms) + self.margin_weight * terms["margin_loss"]
 
     # --- bilevel step -------------------------------------------------------------------------
     def optim_parameters(self) -> Iterator[nn.Parameter]:
@@ -265,10 +269,9 @@ class MetAug(MetaOptimizerState, Method):
         return {**{n: b.clone() for n, b in self.named_buffers()}, **params}
 
     def _functional_loss(self, params: dict[str, Tensor], views: list[Tensor], objective: bool = False) -> Tensor:
-        z1, z2 = functional_call(_Embedding(self), {f"m.{k}": t for k, t in self._state(params).items()}, (views,),
-                                 tie_weights=False)
+        z1, z2 = self._embed_at(views)(params)
         terms = self.head_terms(z1, z2, live_mags=True, own_stats=True)
-        return self.mag_objective(terms) if objective else terms["oucl_loss"] + self.aug_weight * terms["aug_loss"]
+        return self.mag_objective(terms) if objective else self.encoder_loss(terms)
 
     def meta_objective(self, views: list[Tensor], alpha: float) -> Tensor:
         """M(θ'(ω), ω) with θ' = θ − α∇_θ L_enc(θ, ω), differentiable in ω (to second order by default):
@@ -324,7 +327,7 @@ class MetAug(MetaOptimizerState, Method):
             z1, z2 = stash.tensors
         z1, z2 = z1.detach().requires_grad_(True), z2.detach().requires_grad_(True)
         inner = self.head_terms(z1, z2, live_mags=True, own_stats=True)
-        w1, w2 = torch.autograd.grad(inner["oucl_loss"] + self.aug_weight * inner["aug_loss"], (z1, z2),
+        w1, w2 = torch.autograd.grad(self.encoder_loss(inner), (z1, z2),
                                      create_graph=True)
         pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_enc⟩
         grads["lookahead"] = grads_or_zeros(-alpha * pairing, omega)
