@@ -15,7 +15,10 @@ because g = J_z(θ)ᵀ ∇_z L_in(z, φ). So the second-order term needs one dir
 the embeddings, J_z(θ)·v (``directional_derivative``: exact by forward mode, or a central difference),
 and a double backward through the small head only — never through the backbone's BatchNorm, which
 the reverse-over-reverse path (``meta_grad="reverse"``) pays for. g itself is the stage-1 gradient the
-Trainer's backward already left in ``p.grad`` (``stage1_gradients``), so it is not recomputed.
+Trainer's backward already left in ``p.grad`` (``stage1_gradients``), so it is not recomputed; and when the
+embeddings come from a plain chain of layers (``convnet_small`` and an MLP projector), stage 1's forward records
+its layer inputs (``recording``) and J_z(θ)·v is the tangent pass alone on them (``recorded_tangents``), without
+forward mode's second primal pass.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..distributed import all_reduce_sum, world_size
+from .tangent_tape import TangentTape
 
 
 def global_mean_grads(grads: Sequence[Tensor | None]) -> list[Tensor | None]:
@@ -126,6 +130,33 @@ def directional_derivative(fn: Callable[[dict[str, Tensor]], list[Tensor]], para
         plus = fn({n: params[n].detach() + eps * direction[n] for n in names})
         minus = fn({n: params[n].detach() - eps * direction[n] for n in names})
     return [(a - b) / (2 * eps) for a, b in zip(plus, minus, strict=True)]
+
+
+def recording(tape: TangentTape | None, mode: str) -> contextlib.AbstractContextManager:
+    """Stage 1's forward records ``tape`` (its layer inputs, for ``recorded_tangents``) when the meta step
+    will want J_z(θ)·v exactly (``mode == "jvp"``), in one process, with autograd on; otherwise nothing."""
+    if tape is None or mode != "jvp" or not torch.is_grad_enabled() or world_size() != 1:
+        return contextlib.nullcontext()
+    return tape.record()
+
+
+def recorded_tangents(tape: TangentTape | None, embeddings: Sequence[Tensor], params: Sequence[Tensor],
+                      direction: Sequence[Tensor]) -> list[Tensor] | None:
+    """J_z(θ)·v by the tangent pass alone over what stage 1 recorded (``causalcl.methods.tangent_tape``), split
+    like ``embeddings`` = stage 1's [z1, z2]; ``None`` when there is no valid recording of exactly those
+    embeddings (then forward mode, ``directional_derivative``). ``direction`` is v in ``params`` order. The
+    recording is released either way."""
+    if tape is None or not tape.valid:
+        return None
+    try:
+        recorded = torch.cat(tape.outputs())
+        z = torch.cat([e.detach() for e in embeddings])
+        if recorded.shape != z.shape or not torch.equal(recorded, z):
+            return None
+        u = tape.jvp({id(p): d for p, d in zip(params, direction, strict=True)})
+        return list(u.split([e.shape[0] for e in embeddings]))
+    finally:
+        tape.clear()
 
 
 class Stage1Record:

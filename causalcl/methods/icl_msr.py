@@ -28,7 +28,9 @@ prints one ``InertMechanismWarning`` naming the keys to change.
 
 The lookahead gradient (``meta_grad``): f_msr enters L_to only through the head L_msr(z, A_s), so
 ∇_φ L_ct(θ¹) = −αλ·∇_φ⟨J_z(θ)v, ∇_z L_msr(z, A_s(φ))⟩ with v = ∇_θ L_ct(θ¹) (``causalcl.methods.bilevel``).
-``"jvp"`` (default) takes J_z(θ)v by one forward-mode pass of the online path projector(backbone(x));
+``"jvp"`` (default) takes J_z(θ)v exactly: by the tangent pass alone over the layer inputs stage 1's forward
+recorded when the online path projector(backbone(x)) is a plain chain (``convnet_small`` + MLP projector;
+``causalcl.methods.tangent_tape``), else by one forward-mode pass of that path;
 g = ∇_θ L_to and z are stage 1's (``p.grad`` and the stored embeddings: no repeated forward at θ), so
 a meta step costs one forward + backward at θ¹ and one JVP. ``"reverse"`` differentiates
 L_ct(θ − α∇L_to) twice through the base (BatchNorm's second derivative included; the reference the
@@ -83,8 +85,11 @@ from .bilevel import (
     global_mean_grads,
     grad_norm,
     grads_or_zeros,
+    recorded_tangents,
+    recording,
     stage1_gradients,
 )
+from .tangent_tape import TangentTape
 
 #: ``meta_lookahead_share`` below this for ``SHARE_PATIENCE`` consecutive meta steps prints one warning
 SHARE_FLOOR, SHARE_PATIENCE = 0.05, 50
@@ -145,6 +150,8 @@ class ICLMSR(MetaOptimizerState, Method):
         self.meta_grad = check_meta_grad(meta_grad)
         self.fd_radius = check_real(fd_radius, "fd_radius", low=0.0, low_open=True)
         self._stage1: Stage1Record | None = None  # z1, z2, h of the last stage-1 forward
+        has_online_path = hasattr(self.base, "projector") and hasattr(self.base, "backbone")
+        self._tape = TangentTape.of(self.base.backbone, self.base.projector) if has_online_path else None
         self._low_share_steps, self._share_warned = 0, False
         self.meta_lr = check_real(meta_lr, "meta_lr", low=0.0, low_open=True)
         self.uniformity_t = check_real(uniformity_t, "uniformity_t", low=0.0, low_open=True)
@@ -242,7 +249,8 @@ class ICLMSR(MetaOptimizerState, Method):
 
         Keeps the detached embeddings and f_msr's input for ``meta_step`` (which reuses them with the
         gradient the Trainer's backward of this loss leaves in ``p.grad``)."""
-        out, z1, z2, h = self._base_forward(views)
+        with recording(self._tape, self.meta_grad):
+            out, z1, z2, h = self._base_forward(views)
         with torch.no_grad():
             strata = gather_no_grad(self.msr(h.to(self._msr_dtype)))
         msr = self._msr(z1, z2, strata)
@@ -301,13 +309,17 @@ class ICLMSR(MetaOptimizerState, Method):
             inner = out["loss"] + self.lam * self._msr(z1, z2, strata)
             inner_grads = grads_or_zeros(inner, params)
             z1, z2, targets = z1.detach(), z2.detach(), out.get("targets")
+            stash = None  # stage 1's recording (if any) is not of these weights
         else:
             z1, z2, h, targets = stash.tensors
         theta = {k: p.detach() for k, p in zip(names, params, strict=True)}
         looked = {k: (theta[k] - alpha * g).requires_grad_(True) for k, g in zip(names, inner_grads, strict=True)}
         outer = self._base_forward(views, {**self._bn_buffers(), **looked}, targets)[0]["loss"]  # targets: stage 1's
         v = dict(zip(names, grads_or_zeros(outer, list(looked.values())), strict=True))
-        u1, u2 = directional_derivative(lambda ps: self._embed(views, ps), theta, v, mode, self.fd_radius)
+        u = recorded_tangents(self._tape, (z1, z2), params, list(v.values())) if stash is not None else None
+        if u is None:  # forward mode (or the central difference) at θ
+            u = directional_derivative(lambda ps: self._embed(views, ps), theta, v, mode, self.fd_radius)
+        u1, u2 = u
         z1, z2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
         phi = [p for p in self.msr.parameters() if p.requires_grad]
         strata = self.msr(h.to(self._msr_dtype))

@@ -30,7 +30,8 @@ encoder step's forward, whose gradient it reuses):
 2. ``meta_step(views, lr)``, before the Trainer's optimiser step: θ' = θ − α·g with g = ∇_θ L_enc the
    stage-1 gradient (θ = every non-MAG parameter: encoders and heads; plain SGD, α = ``inner_lr``),
    and the exact gradient ∇_ω M(θ'(ω), ω) = [direct terms at θ'] − α∇_ω⟨J_z(θ)v, ∇_z L_enc(z, ω)⟩,
-   v = ∇_θ M(θ', ω) (``meta_grad="jvp"``: one forward + backward at θ' and one forward-mode JVP;
+   v = ∇_θ M(θ', ω) (``meta_grad="jvp"``: one forward + backward at θ' and one JVP — the tangent pass alone on
+   stage 1's recorded layer inputs with ``base="simclr"`` on a plain-chain backbone, forward mode otherwise;
    ``"reverse"``: the reverse-over-reverse reference; ``"finite_difference"``: J_z(θ)v by a central
    difference; see ``causalcl.methods.bilevel``). ``second_order=False`` drops the term through θ'
    (first-order ablation). Every functional call gets clones of all buffers, so BN batch statistics
@@ -78,9 +79,12 @@ from .bilevel import (
     global_mean_grads,
     grad_norm,
     grads_or_zeros,
+    recorded_tangents,
+    recording,
     stage1_gradients,
 )
 from .cmc import CMC
+from .tangent_tape import TangentTape
 
 BASES = ("simclr", "cmc")
 
@@ -171,6 +175,7 @@ class MetAug(MetaOptimizerState, Method):
         self.mags: nn.ModuleList | None = None
         self.meta_optimizer: torch.optim.Optimizer | None = None
         self._stage1: Stage1Record | None = None  # z1, z2 of the last stage-1 forward
+        self._tape = TangentTape.of(self.backbone, self.projector) if base == "simclr" else None
         if self.uses_mags:
             self.mags = nn.ModuleList(MLPHead([dim, *mag_hidden, dim]) for _ in range(2))
             if v["meta_optimizer"] == "adam":
@@ -235,7 +240,9 @@ class MetAug(MetaOptimizerState, Method):
         """Encoder loss L_enc = OUCL(z1, z2) + λ_aug·[three augmented OUCL terms] and the logged terms
         (``margin_loss`` R_σ is logged, not in L_enc: it belongs to the MAG objective). ``live_mags=True``
         lets gradients reach ω (the reverse-mode meta step)."""
-        z1, z2 = self.embed(views)
+        with recording(self._tape if self.mags is not None and self.second_order and not live_mags else None,
+                       self.meta_grad):
+            z1, z2 = self.embed(views)
         terms = self.head_terms(z1, z2, live_mags)  # the global batch under DDP
         if self.mags is None:
             return {"loss": terms["oucl_loss"], "embeddings": [z1, z2]}
@@ -311,15 +318,20 @@ class MetAug(MetaOptimizerState, Method):
         y1, y2 = z1l.detach().requires_grad_(True), z2l.detach().requires_grad_(True)
         terms = self.head_terms(y1, y2, live_mags=True, own_stats=True)
         omega = list(self.mags.parameters())  # type: ignore[union-attr]
-        grads = {"aug": grads_or_zeros(self.aug_weight * terms["aug_loss"], omega, retain_graph=True),
-                 "margin": grads_or_zeros(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)}
+        margin = grads_or_zeros(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)
         objective = self.mag_objective(terms)
+        # one backward gives ∇_ω M at θ' (OUCL(y1, y2) does not depend on ω: the aug and margin terms) and ∇_z M
+        *direct, e1, e2 = grads_or_zeros(objective, [*omega, y1, y2])
+        grads = {"aug": [d - g for d, g in zip(direct, margin, strict=True)], "margin": margin}
         if not self.second_order:
             grads["lookahead"] = [torch.zeros_like(p) for p in omega]
             return grads, objective.detach()
-        e1, e2 = torch.autograd.grad(objective, (y1, y2))
         v = dict(zip(looked, grads_or_zeros((z1l * e1).sum() + (z2l * e2).sum(), list(looked.values())), strict=True))
-        u1, u2 = directional_derivative(self._embed_at(views), theta, v, mode, self.fd_radius)
+        u = (recorded_tangents(self._tape, stash.tensors, list(live.values()), list(v.values()))
+             if stash is not None else None)
+        if u is None:  # forward mode (or the central difference) at θ
+            u = directional_derivative(self._embed_at(views), theta, v, mode, self.fd_radius)
+        u1, u2 = u
         if stash is None:
             with torch.no_grad():
                 z1, z2 = self._embed_at(views)(theta)

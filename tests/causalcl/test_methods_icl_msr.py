@@ -130,6 +130,7 @@ def test_forward_mode_meta_gradient_equals_reverse(base, net):
     reference_uni = torch.autograd.grad(method.gamma * uni, phi)
     _stage1(method, views)
     assert method._stage1.usable(views, method._theta()[1])
+    assert (method._tape is not None and method._tape.valid) == (net == "convnet")  # J_z·v from stage 1's tape
     inner = [p.grad.clone() for p in method._theta()[1]]
     look, g_uni, outer_fm, uni_fm = method.forward_mode_meta_gradients(views, 0.5, "jvp", inner)
     flat = lambda gs: torch.cat([g.flatten() for g in gs])  # noqa: E731

@@ -153,6 +153,7 @@ def test_forward_mode_meta_gradient_equals_reverse(net):
     reference = torch.autograd.grad(method.meta_objective(views, 0.5), params)
     out = method(views)
     out["loss"].backward()
+    assert (method._tape is not None and method._tape.valid) == (net == "convnet")  # J_z·v from stage 1's tape
     inner = [p.grad.clone() for p in method._theta().values()]
     parts, _ = method.meta_gradients(views, 0.5, "jvp", inner)
     total = [a + b + c for a, b, c in zip(parts["aug"], parts["margin"], parts["lookahead"], strict=True)]
