@@ -1,94 +1,91 @@
-"""Do the seeds' claims reproduce at CPU scale? SimCLR vs the causal methods on the SCM datasets.
+"""The fidelity study: the seeds' claims, each reproduced, refuted or inconclusive, at equal steps (issue 12).
 
-For each dataset (``shapes`` with rho = 0.9 and ``digits``), each method configuration and each
-seed, one run of the main job (``causalcl.job.run``) trains the method for a fixed CPU budget and
-diagnoses it. The budget is the same number of seconds for every method: each configuration's step
-time is measured once (median of 3 training steps after one warm-up step, on the real views) and its
-step count set to ``budget / step time``, so the learning-rate schedule completes and slower
-methods (the bilevel ones) get fewer steps — a "same compute" comparison.
+Every configuration of ``fidelity_runs.CONFIGS`` (SimCLR with pixel augmentations, on true interventional views,
+with background swaps, without a projector, at batch 32 / 256; ReLIC with augmentations, background
+interventions, interventional views; ICL-MSR and ICL-MSR on interventional views; MetAug; LooC; the two
+ceilings: SimCLR on unconfounded data and a supervised encoder) trains on ``shapes`` (rho = 0.9) for the same
+number of steps (``--steps``, the papers' protocol of equal epochs; ``--budget time`` gives every configuration
+the same seconds instead), for each of ``--seeds`` seeds, and is measured as ``fidelity_runs`` describes.
+``fidelity_claims`` turns the runs into the claims table: effects paired by seed, 95 % intervals, and the
+verdict rule stated in its docstring.
 
-Measured per run (test environment, where the class–background correlation is cut):
-  * ``linear``: content-probe accuracy on the test set;
-  * ``only_fg`` / ``mixed_rand``: that probe on foreground-only and random-background variants;
-  * ``bg_gap``: mixed_same − mixed_rand of the probe fit on confounded data (how much a classifier
-    built on the features follows the background);
-  * ``cam_energy``: Grad-CAM (similarity target) energy inside the object mask, and the uniform-map
-    baseline beside it in the JSON;
-  * ``mce``: mean error over the 19 synthetic corruptions × 5 severities (not ImageNet-C);
-  * ``content_r2`` / ``style_r2``: mean linear read-out score of the continuous content / style
-    latents (R²); ``class_acc`` / ``bg_texture_acc`` for the categorical ones.
+The step count. ``benchmarks/learning_curve.py`` trained SimCLR on ``shapes`` (batch 128) for 5000 steps and
+probed content along the way (``benchmarks/results/learning_curve_simclr_*.json``); ``DEFAULT_STEPS`` is where
+that curve flattens (README, "Fidelity study").
 
-The table (mean ± sd over seeds) is printed, written to ``benchmarks/results/fidelity.json``, and
-plotted to ``benchmarks/results/fidelity.png``.
+Resumable, never repeated: each finished (configuration, seed) writes
+``benchmarks/results/fidelity_runs/<configuration>/seed<k>.json`` (metrics, steps, wall and CPU seconds, the
+config it ran). A later invocation reuses every result whose config matches and trains only what is missing; a
+run interrupted mid-training continues from its checkpoint in ``--run-dir`` (every 250 steps). The summary
+(``benchmarks/results/fidelity.json``, the claims plot ``fidelity.png`` and the table printed in Markdown) is
+rebuilt from whatever results exist, so a partial study already answers the claims whose runs are done
+(``--report-only`` does only that). Work runs in ``--workers`` processes of ``--threads`` torch threads each.
 
-    python benchmarks/fidelity.py                    # the full run (39 min on 2 cores)
-    python benchmarks/fidelity.py --quick            # a ~2-minute smoke test
+    python benchmarks/fidelity.py                          # the full study (hours on 2 cores), resumable
+    python benchmarks/fidelity.py --subset                 # C6 and C3 only (3 configurations × 3 seeds)
+    python benchmarks/fidelity.py --report-only            # the table from the finished runs
+    python benchmarks/fidelity.py --quick --results-dir /tmp/f --run-dir /tmp/r   # smoke test (≈ 1 min)
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import RESULTS, write_results  # noqa: E402
+import fidelity_claims as claims  # noqa: E402
+from _timing import RESULTS  # noqa: E402
+from fidelity_runs import CONFIGS, fingerprint, make_config, run_item  # noqa: E402
 
-from causalcl.build import build_augment, build_method, build_view_fn, load_split  # noqa: E402
-from causalcl.data import DATASETS  # noqa: E402
-from causalcl.job import run  # noqa: E402
-from causalcl.train import Config, Trainer  # noqa: E402
-
-#: label → (method name, method options, views)
-CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "simclr": ("simclr", {}, "augment"),
-    "simclr+interventional": ("simclr", {}, "interventional"),
-    "icl_msr(simclr)": ("icl_msr", {"base": "simclr"}, "augment"),
-    "relic": ("relic", {}, "augment"),
-    "looc": ("looc", {}, "augment"),
-    # the official λ_aug = 1e-5 leaves the MAGs nearly inert at this scale (causalcl/methods/metaug.py)
-    "metaug(aug_weight=0.1)": ("metaug", {"aug_weight": 0.1}, "augment"),
-}
-DATASET_OPTIONS = {"shapes": {"rho": 0.9}, "digits": {}}
-PLOT_LIMIT = 1.05  # every metric lies in [0, 1] but R², which can be far below 0 for a bad read-out
-METRICS = ("linear", "only_fg", "mixed_rand", "bg_gap", "cam_energy", "mce", "content_r2", "style_r2",
-           "class_acc", "bg_texture_acc")
+#: steps per run: where SimCLR's content-probe curve on ``shapes`` flattens (see the module docstring)
+DEFAULT_STEPS = 2000
+#: the order runs are scheduled in (per seed): the claims' cheapest and most central configurations first
+ORDER = ("simclr", "simclr+interventional", "simclr-no-projector", "simclr+background_swap", "relic",
+         "relic+background_swap", "icl_msr", "looc", "metaug", "relic+interventional", "icl_msr+interventional",
+         "simclr@rho0", "supervised", "simclr@32", "metaug@32", "simclr@256", "metaug@256")
+SUBSET = ("simclr", "simclr+interventional", "simclr-no-projector")  # claims C6 and C3
+QUICK = ("simclr", "simclr+interventional", "simclr-no-projector")
+assert set(ORDER) == set(CONFIGS)
 
 
-def base_config(dataset: str, label: str, seed: int, args: argparse.Namespace) -> Config:
-    name, options, views = CONFIGS[label]
-    config = Config()
-    config.set("data.name", dataset)
-    for key, value in DATASET_OPTIONS[dataset].items():
-        config.set(f"data.options.{key}", value)
-    config.set("method.name", name)
-    for key, value in options.items():
-        config.set(f"method.{key}", value)
-    config.set("augment.views", views)
-    config.set("train.seed", seed)
-    config.set("train.batch_size", args.batch_size)
-    config.set("train.checkpoint_every", 0)
-    config.set("train.log_every", 10)
-    config.set("eval.diagnostics", ["linear", "fgbg", "robustness", "cam", "identifiability"])
-    config.set("eval.fgbg_steps", 0)
-    config.set("eval.robustness_images", args.robustness_images)
-    config.set("eval.cam_images", args.cam_images)
-    return config
+def safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
 
 
-def step_seconds(config: Config) -> float:
-    """Median wall time of one training step of ``config`` (3 timed steps after 1 warm-up)."""
-    config = copy.deepcopy(config)
-    config.set("train.steps", 10)
+def result_path(results_dir: Path, label: str, seed: int) -> Path:
+    return results_dir / safe(label) / f"seed{seed}.json"
+
+
+def finished(results_dir: Path, label: str, seed: int, steps: int, quick: bool) -> dict[str, Any] | None:
+    """The stored result of (label, seed) when it ran this very config; None otherwise."""
+    path = result_path(results_dir, label, seed)
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    expected = fingerprint(make_config(label, seed, steps, quick=quick))
+    return result if result.get("config") == expected else None
+
+
+def step_seconds(label: str, quick: bool) -> float:
+    """Median seconds of one training step of ``label`` (3 timed steps after 1 warm-up) — ``--budget time``."""
+    from causalcl.build import build_augment, build_method, build_view_fn, load_split
+    from causalcl.train import Trainer
+
+    config = make_config(label, 0, 10, quick=quick)
     train_set = load_split(config, "train")
     augment = build_augment(config, int(train_set.images.shape[-1]))
     method = build_method(config)
@@ -102,144 +99,143 @@ def step_seconds(config: Config) -> float:
     return statistics.median(times[1:])
 
 
-def extract(results: dict[str, Any], roles: dict[str, str]) -> dict[str, float]:
-    """The table's metrics from one run's ``results.json`` dict."""
-    fg = results.get("foreground", {})
-    ident = results.get("identifiability", {}).get("trained", {})
-
-    def mean_score(role: str) -> float:
-        scores = [v["score"] for k, v in ident.items() if roles.get(k) == role and "chance" not in v]
-        return statistics.fmean(scores) if scores else float("nan")
-
-    cam = results.get("grounding", {}).get("similarity", {})
-    return {
-        "linear": results["linear_probe"]["accuracy"],
-        "only_fg": fg.get("variants", {}).get("only_fg", float("nan")),
-        "mixed_rand": fg.get("variants", {}).get("mixed_rand", float("nan")),
-        "bg_gap": fg.get("confounded_probe", {}).get("bg_gap", float("nan")),
-        "cam_energy": cam.get("energy_in_mask", float("nan")),
-        "cam_baseline": cam.get("energy_baseline", float("nan")),
-        "mce": results.get("robustness", {}).get("mean_error", float("nan")),
-        "content_r2": mean_score("content"),
-        "style_r2": mean_score("style"),
-        "class_acc": ident.get("cls", {}).get("score", float("nan")),
-        "bg_texture_acc": ident.get("bg_texture", {}).get("score", float("nan")),
-    }
+def load_runs(results_dir: Path, labels: list[str], seeds: list[int], steps: dict[str, int],
+              quick: bool) -> tuple[claims.Runs, dict[str, Any]]:
+    runs: claims.Runs = {}
+    raw: dict[str, Any] = {}
+    for label in labels:
+        for seed in seeds:
+            result = finished(results_dir, label, seed, steps[label], quick)
+            if result is not None:
+                runs.setdefault(label, {})[seed] = result["metrics"]
+                raw.setdefault(label, {})[seed] = {k: result[k] for k in ("wall_s", "cpu_s", "train_wall_s",
+                                                                           "train_cpu_s", "steps", "threads")}
+    return runs, raw
 
 
-def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and sd over seeds per metric; NaN (a metric the dataset does not have) stays NaN."""
-    out = {}
-    for metric in runs[0]:
-        values = [r[metric] for r in runs]
-        if any(math.isnan(v) for v in values):
-            out[metric] = {"mean": float("nan"), "sd": float("nan")}
-            continue
-        out[metric] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
-    return out
+def config_table(runs: claims.Runs) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and sd over seeds of the main metrics of every configuration."""
+    metrics = ("content", "spurious_gap", "bg_gap", "only_fg", "mixed_rand", "mce", "rendition_error", "rankme",
+               "n_sv", "looc_readout", "fg_gap")
+    table = {}
+    for label, by_seed in runs.items():
+        row = {}
+        for m in metrics:
+            vals = [r[m] for r in by_seed.values() if isinstance(r.get(m), int | float) and math.isfinite(r[m])]
+            if vals:
+                row[m] = {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                          "n": len(vals)}
+        table[label] = row
+    return table
 
 
-def print_table(dataset: str, table: dict[str, dict[str, dict[str, float]]]) -> None:
-    print(f"\n{dataset}: mean ± sd over seeds")
-    print(f"{'method':24s}" + "".join(f"{m:>16s}" for m in METRICS))
-    for label, summary in table.items():
-        cells = "".join(f"{summary[m]['mean']:>9.3f}±{summary[m]['sd']:<6.3f}" for m in METRICS)
-        print(f"{label:24s}{cells}")
-
-
-def plot(tables: dict[str, dict[str, dict[str, dict[str, float]]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = ("linear", "only_fg", "mixed_rand", "bg_gap", "cam_energy", "mce", "content_r2", "style_r2")
-    fig, axes = plt.subplots(len(tables), 1, figsize=(12, 3.6 * len(tables)), squeeze=False)
-    for ax, (dataset, table) in zip(axes[:, 0], tables.items(), strict=True):
-        labels = list(table)
-        width = 0.8 / max(len(labels), 1)
-        for j, label in enumerate(labels):
-            xs = [i + (j - (len(labels) - 1) / 2) * width for i in range(len(metrics))]
-            means = [table[label][m]["mean"] for m in metrics]
-            ax.bar(xs, means, width, yerr=[table[label][m]["sd"] for m in metrics], label=label, capsize=2)
-            for x, mean in zip(xs, means, strict=True):  # R² can fall far below 0: print what the axis cuts off
-                if abs(mean) > PLOT_LIMIT:
-                    ax.annotate(f"{mean:.1f}", (x, math.copysign(PLOT_LIMIT - 0.04, mean)), ha="center", fontsize=7,
-                                va="bottom" if mean < 0 else "top", zorder=5,
-                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "grey", "lw": 0.5})
-        ax.set_ylim(-PLOT_LIMIT, PLOT_LIMIT)
-        ax.set_xticks(range(len(metrics)), metrics)
-        ax.set_title(f"{dataset} (mean ± sd over seeds, same CPU budget per method; axis cut at ±{PLOT_LIMIT})")
-        ax.axhline(0, color="black", linewidth=0.5)
-        ax.legend(fontsize=8, ncols=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="shapes,digits")
-    parser.add_argument("--methods", default=",".join(CONFIGS), help=f"labels from {list(CONFIGS)}")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=25.0, help="training seconds per run (same for all)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--robustness-images", type=int, default=100)
-    parser.add_argument("--cam-images", type=int, default=128)
-    parser.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse the runs of --out that already wrote results.json (an interrupted benchmark)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3 s budget, shapes, 2 methods")
-    args = parser.parse_args()
-    if args.quick:
-        args.datasets, args.methods, args.seeds, args.budget_s = "shapes", "simclr,simclr+interventional", 1, 3.0
-        args.robustness_images, args.cam_images = 32, 32
-    datasets = [d for d in args.datasets.split(",") if d]
-    labels = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in labels if m not in CONFIGS] + [d for d in datasets if d not in DATASET_OPTIONS]
-    if unknown:
-        raise SystemExit(f"unknown method label or dataset: {unknown}; methods: {list(CONFIGS)}, "
-                         f"datasets: {list(DATASET_OPTIONS)}")
-    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fidelity_"))
-    started = time.perf_counter()
-    tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    raw: dict[str, dict[str, Any]] = {}
-    for dataset in datasets:
-        roles = getattr(DATASETS[dataset], "latent_roles", {})
-        tables[dataset], raw[dataset] = {}, {}
-        for label in labels:
-            outs = [root / dataset / "".join(c if c.isalnum() else "_" for c in label) / f"seed{seed}"
-                    for seed in range(args.seeds)]
-            finished = {out: json.loads((out / "results.json").read_text()) for out in outs
-                        if args.resume and (out / "results.json").is_file()}  # runs of an interrupted benchmark
-            # calibrate only when a run is left to do; a fully reused configuration keeps its runs' step count
-            seconds = step_seconds(base_config(dataset, label, 0, args)) if len(finished) < len(outs) else math.nan
-            steps = max(10, int(args.budget_s / seconds)) if finished.keys() != set(outs) else \
-                next(iter(finished.values()))["run"]["steps"]
-            runs = []
-            for seed, out in enumerate(outs):
-                if out in finished:
-                    print(f"[fidelity] {dataset} {label} seed {seed}: reusing {out / 'results.json'}", flush=True)
-                    runs.append(extract(finished[out], roles))
-                    continue
-                config = base_config(dataset, label, seed, args)
-                config.set("train.steps", steps)
-                config.set("optim.warmup_steps", max(1, steps // 10))
-                print(f"[fidelity] {dataset} {label} seed {seed}: {steps} steps ({seconds * 1e3:.0f} ms/step)",
-                      flush=True)
-                runs.append(extract(run(config, out), roles))
-            tables[dataset][label] = summarise(runs)
-            raw[dataset][label] = {"steps": steps, "step_seconds": seconds, "runs": runs}
-        print_table(dataset, tables[dataset])
-    payload = {"budget_s": args.budget_s, "seeds": args.seeds, "batch_size": args.batch_size,
-               "robustness_images": args.robustness_images, "cam_images": args.cam_images,
-               "torch_threads": torch.get_num_threads(), "total_seconds": round(time.perf_counter() - started, 1),
-               "tables": tables, "raw": raw}
+def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], steps: dict[str, int],
+              started: float, timings: dict[str, Any]) -> int:
+    runs, raw = load_runs(args.results_dir, labels, seeds, steps, args.quick)
+    table = claims.evaluate(runs)
+    done = sum(len(v) for v in runs.values())
+    print(f"\nfidelity: {done} of {len(labels) * len(seeds)} runs finished\n")
+    print(claims.markdown(table))
+    print("\nper configuration (mean over finished seeds): content probe, spurious gap, BG-gap (points)")
+    for label, row in config_table(runs).items():
+        cells = "  ".join(f"{m} {100 * row[m]['mean']:5.1f}" for m in ("content", "spurious_gap", "bg_gap") if m in row)
+        print(f"  {label:24s} n={row.get('content', {}).get('n', 0)}  {cells}")
     name = "fidelity_quick" if args.quick else "fidelity"
-    path = write_results(name, payload)
-    plot(tables, RESULTS / f"{name}.png")
-    print(f"\nwrote {path} and {RESULTS / f'{name}.png'} in {payload['total_seconds']:.0f} s")
+    payload = {"steps": steps, "seeds": seeds, "budget": args.budget, "configs": labels,
+               "finished_runs": done, "claims": table, "configs_table": config_table(runs), "runs": raw,
+               "this_invocation": {"wall_s": round(time.perf_counter() - started, 1), **timings},
+               "total_run_wall_s": round(sum(r["wall_s"] for v in raw.values() for r in v.values()), 1),
+               "total_run_cpu_s": round(sum(r["cpu_s"] for v in raw.values() for r in v.values()), 1)}
+    out = args.summary_dir / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1, default=float))
+    claims.plot(table, args.summary_dir / f"{name}.png")
+    print(f"\nwrote {out} and {args.summary_dir / f'{name}.png'} (runs: {payload['total_run_wall_s'] / 3600:.2f} h "
+          f"wall, {payload['total_run_cpu_s'] / 3600:.2f} h CPU)")
+    return 0
+
+
+def _job(label: str, seed: int, steps: int, args: argparse.Namespace) -> dict[str, Any]:
+    os.environ["TQDM_DISABLE"] = "1"  # a worker's progress bars would interleave with the others'; start/done lines
+    run_dir = args.run_dir / safe(label) / f"seed{seed}"
+    if not args.resume and run_dir.exists():  # a partial run without --resume starts again
+        shutil.rmtree(run_dir)
+    return run_item(label, seed, steps, run_dir, result_path(args.results_dir, label, seed), device=args.device,
+                    threads=args.threads, robustness_images=args.robustness_images, quick=args.quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default=",".join(ORDER), help=f"comma list from {list(ORDER)}")
+    parser.add_argument("--subset", action="store_true", help=f"claims C6 and C3 only: {list(SUBSET)}")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run (--budget steps)")
+    parser.add_argument("--budget", choices=["steps", "time"], default="steps",
+                        help="steps: every run --steps steps (default); time: every run --time-s seconds of "
+                             "training, its steps from its measured step time")
+    parser.add_argument("--time-s", type=float, default=360.0, help="training seconds per run with --budget time")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=2, help="runs trained at once (processes)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores/workers)")
+    parser.add_argument("--robustness-images", type=int, default=300)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS / "fidelity_runs",
+                        help="one JSON per finished run (kept: the study resumes from them)")
+    parser.add_argument("--summary-dir", type=Path, default=RESULTS, help="where fidelity.json / .png go")
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/fidelity"), help="checkpoints of runs in flight")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs interrupted mid-training from their checkpoints (finished runs are "
+                             "always reused)")
+    parser.add_argument("--report-only", action="store_true", help="no training: the table from finished runs")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test: {list(QUICK)}, 2 seeds, 6 steps on 256 images, 32 robustness images")
+    args = parser.parse_args(argv)
+    labels = list(SUBSET) if args.subset else [c for c in args.configs.split(",") if c]
+    if args.quick:
+        labels, args.seeds, args.steps, args.robustness_images = list(QUICK), 2, 6, 32
+    unknown = [c for c in labels if c not in CONFIGS]
+    if unknown or args.seeds < 1 or args.steps < 1 or args.workers < 1:
+        what = f"--configs: unknown {unknown}; choose from {list(ORDER)}" if unknown else \
+            "--seeds, --steps and --workers must be positive"
+        print(f"error: {what}", file=sys.stderr)
+        return 2
+    args.threads = args.threads or max(1, (os.cpu_count() or 2) // args.workers)
+    seeds = list(range(args.seeds))
+    started = time.perf_counter()
+    steps = {label: args.steps for label in labels}
+    timings: dict[str, Any] = {}
+    if args.budget == "time" and not args.report_only:
+        for label in labels:
+            seconds = step_seconds(label, args.quick)
+            steps[label] = max(10, int(args.time_s / seconds))
+            print(f"[fidelity] {label}: {seconds * 1e3:.0f} ms/step → {steps[label]} steps", flush=True)
+    todo = [(label, seed) for seed in seeds for label in ORDER if label in labels
+            and finished(args.results_dir, label, seed, steps[label], args.quick) is None]
+    print(f"[fidelity] {len(labels) * len(seeds) - len(todo)} finished run(s) reused, {len(todo)} to train "
+          f"({args.workers} worker(s) × {args.threads} thread(s), {args.budget} budget)", flush=True)
+    if todo and not args.report_only:
+        failures = 0
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+            pending: dict[Future, tuple[str, int]] = {}
+            queue = list(todo)
+            while queue or pending:
+                while queue and len(pending) < args.workers:
+                    label, seed = queue.pop(0)
+                    print(f"[fidelity] start {label} seed {seed} ({steps[label]} steps)", flush=True)
+                    pending[pool.submit(_job, label, seed, steps[label], args)] = (label, seed)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    label, seed = pending.pop(future)
+                    try:
+                        r = future.result()
+                        print(f"[fidelity] done {label} seed {seed}: content {100 * r['metrics']['content']:.1f}% "
+                              f"in {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)
+                    except Exception as exc:  # one failed run must not lose the others: reported, study goes on
+                        failures += 1
+                        print(f"[fidelity] FAILED {label} seed {seed}: {type(exc).__name__}: {exc}", flush=True)
+        timings["failed_runs"] = failures
+    return summarise(args, labels, seeds, steps, started, timings)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""The fidelity study's configurations and one run of one of them: train, then measure what the claims read.
+
+Every configuration trains ``convnet_small`` on ``shapes`` (rho = 0.9 unless stated; batch 128 unless
+stated) for the study's number of steps with the CLI's defaults otherwise (AdamW 2e-3, 50 warm-up steps, cosine),
+then is diagnosed on the frozen backbone:
+
+  * ``content``: the content probe (``evaluations.linear_probe`` fit on the unconfounded probe split, scored on
+    the test split); ``spurious_gap``: content − the same probe fit on a probe-sized subset of the confounded
+    training split (``causalcl.diagnostics.probes.linear_protocol``);
+  * ``only_fg``, ``mixed_rand``: the content probe on ImageNet-9 style variants; ``bg_gap``: mixed_same −
+    mixed_rand of the probe fit on confounded data (how far a classifier built on these features follows the
+    background; ``causalcl.diagnostics.foreground.run_fgbg``);
+  * ``mce``: mean error over the synthetic corruptions (19 × 5 severities), ``rendition_error``: mean error over
+    the renditions (pencil, cartoon, edge-preserving), both with the content probe, on the first
+    ``robustness_images`` test images (``run_robustness``);
+  * ``rankme`` and ``n_sv`` — the number of eigenvalues of the covariance of the L2-normalised test features
+    above 1e-3 of the largest (DirectCLR's spectrum; ``evaluations.spectrum.singular_spectrum``);
+  * the linear read-out of every SCM latent (``run_identifiability``), and ``looc_readout``: the mean R² of the
+    latents LooC's default augmentations change — rotation (a content latent of ``shapes``) and the colour
+    latents fg_hue, bg_hue, brightness;
+  * with ``fg_twin`` (SimCLR, ICL-MSR): the ICL-MSR 2×2 protocol — a twin encoder trained with the same config,
+    seed and steps on the foreground-only images (mask × image) of the same training split
+    (``causalcl.pretrain.make_pretrain_fn``), both encoders probed on full and foreground-only images
+    (``evaluations.foreground.full_vs_foreground``); ``fg_gap`` = acc(fg-trained, fg test) − acc(full-trained,
+    fg test).
+
+``supervised`` is no registered method: the backbone and a linear layer trained with cross-entropy on the
+(confounded) training labels, one augmented view per image, the same optimiser, schedule and steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from causalcl.build import build_augment, build_method, build_random_encoder, build_view_fn, load_split
+from causalcl.diagnostics import Context, Splits
+from causalcl.diagnostics.foreground import run_fgbg
+from causalcl.diagnostics.identifiability import run_identifiability
+from causalcl.diagnostics.probes import linear_protocol
+from causalcl.diagnostics.robustness import run_robustness
+from causalcl.models import build_backbone
+from causalcl.train import Config, Trainer
+from causalcl.train.optim import build_optimizer
+from causalcl.train.schedule import WarmupCosine
+from evaluations import foreground, spectrum
+from evaluations.report import Report
+
+#: latents LooC's default augmentations (colour, rotation) change, read out for claim C5
+LOOC_LATENTS = ("rotation", "fg_hue", "bg_hue", "brightness")
+#: the eigenvalue threshold of ``n_sv``, relative to the largest (claim C3)
+SV_THRESHOLD = 1e-3
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration: ``settings`` are config keys (``--set``), ``fg_twin`` adds the 2×2 protocol."""
+
+    settings: dict[str, Any]
+    fg_twin: bool = False
+    supervised: bool = False
+    note: str = ""
+    claims: tuple[str, ...] = field(default_factory=tuple)
+
+
+SIMCLR = {"method.name": "simclr"}
+CONFIGS: dict[str, Spec] = {
+    "simclr": Spec(SIMCLR, fg_twin=True, claims=("C1", "C2", "C3", "C5", "C6", "C7")),
+    "simclr+interventional": Spec({**SIMCLR, "augment.views": "interventional"}, claims=("C6", "C7")),
+    "simclr-no-projector": Spec({"method.name": "directclr", "method.d0": 128, "method.temperature": 0.5},
+                                note="DirectCLR with d0 = the whole 128-d representation and SimCLR's τ: SimCLR's "
+                                     "InfoNCE on the backbone features, no projector", claims=("C3",)),
+    "simclr+background_swap": Spec({**SIMCLR, "augment.background_swap_p": 0.5}, claims=("C7",)),
+    "relic": Spec({"method.name": "relic"}, claims=("C2",)),
+    "relic+background_swap": Spec({"method.name": "relic", "method.interventions": ["background_swap"]},
+                                  claims=("C2", "C7")),
+    "relic+interventional": Spec({"method.name": "relic", "augment.views": "interventional"}),
+    "icl_msr": Spec({"method.name": "icl_msr", "method.base": "simclr"}, fg_twin=True, claims=("C1", "C7")),
+    "icl_msr+interventional": Spec({"method.name": "icl_msr", "method.base": "simclr",
+                                    "augment.views": "interventional"}),
+    "metaug": Spec({"method.name": "metaug"}),
+    "looc": Spec({"method.name": "looc"}, claims=("C5",)),
+    "simclr@rho0": Spec({**SIMCLR, "data.options.rho": 0.0}, note="unconfounded training data: a ceiling"),
+    "supervised": Spec({**SIMCLR}, supervised=True, note="cross-entropy on the confounded labels: a ceiling"),
+    "simclr@32": Spec({**SIMCLR, "train.batch_size": 32}, claims=("C4",)),
+    "metaug@32": Spec({"method.name": "metaug", "train.batch_size": 32}, claims=("C4",)),
+    "simclr@256": Spec({**SIMCLR, "train.batch_size": 256}, claims=("C4",)),
+    "metaug@256": Spec({"method.name": "metaug", "train.batch_size": 256}, claims=("C4",)),
+}
+
+
+def make_config(label: str, seed: int, steps: int, *, device: str = "cpu", threads: int | None = None,
+                quick: bool = False) -> Config:
+    config = Config()
+    for key, value in {"data.name": "shapes", "data.options.rho": 0.9, "train.batch_size": 128,
+                       "train.seed": seed, "train.steps": steps, "train.device": device, "train.threads": threads,
+                       "train.checkpoint_every": max(1, min(250, steps)), "train.log_every": 10}.items():
+        config.set(key, value)
+    for key, value in CONFIGS[label].settings.items():
+        config.set(key, copy.deepcopy(value))
+    if quick:  # a smoke test: small data and batches
+        config.set("data.options.n", 256)
+        config.set("train.batch_size", min(32, config.train.batch_size))
+        config.set("optim.warmup_steps", 1)
+    return config
+
+
+def fingerprint(config: Config) -> str:
+    """What a finished run's result must match to be reused: its whole config but the device and threads."""
+    d = config.to_dict()
+    d.get("train", {}).pop("device", None)
+    d.get("train", {}).pop("threads", None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _splits(config: Config) -> Splits:
+    return Splits(load_split(config, "train"), load_split(config, "probe"), load_split(config, "test"), True)
+
+
+def train_ssl(config: Config, out: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The configured method trained (resuming from ``out/checkpoint.pt`` when an interrupted run left one)."""
+    train_set = load_split(config, "train")
+    augment = build_augment(config, int(train_set.images.shape[-1]))
+    method = build_method(config)
+    trainer = Trainer(method, train_set, build_view_fn(method, augment, config, train_set), config, out,
+                      distributed=False)
+    resume = (out / "checkpoint.pt").is_file()
+    result = trainer.fit(resume=resume)
+    return trainer.method.encoder.eval(), {"steps": result.steps, "resumed_from_checkpoint": resume}
+
+
+def train_supervised(config: Config) -> tuple[nn.Module, dict[str, Any]]:
+    """Backbone + linear layer, cross-entropy on the training labels, one augmented view, the SSL schedule."""
+    torch.manual_seed(config.train.seed)
+    train_set = load_split(config, "train")
+    augment = build_augment(config, int(train_set.images.shape[-1]))
+    backbone = build_backbone(config.model.backbone)
+    model = nn.Sequential(backbone, nn.Linear(backbone.feature_dim, len(train_set.class_names)))
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = WarmupCosine(optimizer, config.train.steps, config.optim.warmup_steps)
+    gen = torch.Generator().manual_seed(config.train.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(config.train.steps):
+        idx = torch.randint(len(train_set), (config.train.batch_size,), generator=gen)
+        images, labels = train_set.get_batch(idx)
+        view = augment.views(images, 1, gen)[0]
+        loss = loss_fn(model(view), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return backbone.eval(), {"steps": config.train.steps, "final_loss": float(loss.detach())}
+
+
+def _fg_images(dataset: Any) -> torch.Tensor:
+    images, _ = dataset.get_batch(torch.arange(len(dataset)))
+    return images * dataset.masks.unsqueeze(1).to(images.dtype)
+
+
+def fg_matrix(config: Config, encoder: nn.Module, splits: Splits) -> dict[str, dict[str, float]]:
+    """The 2×2 protocol with ``encoder`` as the full-image one and its foreground-trained twin."""
+    from causalcl.pretrain import make_pretrain_fn
+
+    augment = build_augment(config, int(splits.train.images.shape[-1]))
+    twin = make_pretrain_fn(config, augment, config.train.steps, config.train.batch_size)(_fg_images(splits.train))
+
+    def arrays(ds: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = ds.get_batch(torch.arange(len(ds)))
+        return images, ds.masks, labels
+
+    data = {"train": arrays(splits.probe), "test": arrays(splits.test)}
+    return foreground.full_vs_foreground(None, data, encoders={"full": encoder, "foreground": twin},
+                                         device=config.train.device).as_dict()
+
+
+def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robustness_images: int) -> dict[str, Any]:
+    """Every metric of the module docstring for a trained encoder."""
+    random_encoder = build_random_encoder(config, config.train.seed + 1).to(config.train.device)
+    augment = build_augment(config, int(splits.train.images.shape[-1]))
+    ctx = Context(encoder, random_encoder, splits, augment, Report(out / "report", title="fidelity run"),
+                  device=config.train.device, seed=config.train.seed,
+                  options={"robustness_images": robustness_images})
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        start = time.perf_counter()
+        value = fn()
+        seconds[name] = round(time.perf_counter() - start, 1)
+        return value
+
+    lin = timed("linear", lambda: linear_protocol(ctx.features(), True, ctx.seed, main=ctx.content_probe(),
+                                                  confounded=ctx.confounded_probe()))
+    fg = timed("fgbg", lambda: run_fgbg(ctx)["foreground"])
+    rob = timed("robustness", lambda: run_robustness(ctx)["robustness"])
+    ident = timed("identifiability", lambda: run_identifiability(ctx)["identifiability"])
+    z = ctx.features()["test"].x
+    eig = spectrum.singular_spectrum(z)  # of the covariance: eigenvalues, descending
+    readout = {k: v["score"] for k, v in ident.get("trained", {}).items()}
+    renditions = list(rob.get("renditions", {}).values())
+    return {
+        "content": lin["accuracy"], "spurious_gap": lin["spurious_gap"],
+        "confounded_fit_accuracy": lin["confounded_fit_accuracy"],
+        "only_fg": fg["variants"]["only_fg"], "mixed_rand": fg["variants"]["mixed_rand"],
+        "mixed_same": fg["variants"]["mixed_same"], "bg_gap": fg["confounded_probe"]["bg_gap"],
+        "bg_gap_content_probe": fg["bg_gap"],
+        "mce": rob["mean_error"], "clean_error": rob["clean_error"],
+        "rendition_error": sum(renditions) / len(renditions) if renditions else math.nan,
+        "rankme": spectrum.rankme(z), "n_sv": int((eig > SV_THRESHOLD * eig.max()).sum()),
+        "looc_readout": sum(readout.get(k, math.nan) for k in LOOC_LATENTS) / len(LOOC_LATENTS),
+        **{f"readout_{k}": v for k, v in readout.items()},
+        "eval_seconds": seconds,
+    }
+
+
+def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
+             threads: int | None = None, robustness_images: int = 300, quick: bool = False) -> dict[str, Any]:
+    """Train and measure one (configuration, seed); writes ``result_path`` (JSON) and returns it."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = make_config(label, seed, steps, device=device, threads=threads, quick=quick)
+    spec = CONFIGS[label]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    encoder, info = train_supervised(config) if spec.supervised else train_ssl(config, run_dir)
+    train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    splits = _splits(config)
+    metrics = measure(config, encoder, splits, run_dir, robustness_images)
+    if spec.fg_twin:
+        start = time.perf_counter()
+        matrix = fg_matrix(config, encoder, splits)  # {"train: full": {"test: full": acc, ...}, ...}
+        metrics["full_vs_foreground"] = matrix
+        metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
+        metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - start, 1)
+    result = {"label": label, "seed": seed, "steps": steps, "config": fingerprint(config), **info,
+              "metrics": metrics, "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),
+              "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+              "threads": torch.get_num_threads()}
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = result_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=float))
+    tmp.replace(result_path)
+    return result

@@ -1,0 +1,112 @@
+"""The fidelity study: its statistics against scipy, the verdict rule, and a smoke run that resumes."""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name):
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+claims = load("fidelity_claims")
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.3, 0.2], [1.0, -2.0], [0.5, 0.4, 0.45, 0.6, 0.2]])
+def test_interval_is_the_student_t_interval(values):
+    mean, low, high = claims.interval(values)
+    expected = stats.t.interval(0.95, len(values) - 1, loc=sum(values) / len(values), scale=stats.sem(values))
+    assert mean == pytest.approx(sum(values) / len(values))
+    assert (low, high) == pytest.approx(expected, rel=1e-3)
+
+
+def test_interval_needs_two_values():
+    assert math.isnan(claims.interval([0.3])[1]) and math.isnan(claims.interval([])[0])
+
+
+@pytest.mark.parametrize("low, high, direction, threshold, expected", [
+    (0.1, 0.3, +1, 0.0, "reproduced"), (-0.3, -0.1, +1, 0.0, "refuted"), (-0.1, 0.2, +1, 0.0, "inconclusive"),
+    (-0.3, -0.1, -1, 0.0, "reproduced"), (0.1, 0.3, -1, 0.0, "refuted"), (0.6, 0.9, +1, 0.5, "reproduced"),
+    (0.2, 0.45, +1, 0.5, "refuted"), (math.nan, math.nan, +1, 0.0, "inconclusive")])
+def test_verdict_rule(low, high, direction, threshold, expected):
+    assert claims.verdict(low, high, direction, threshold) == expected
+
+
+def test_combine():
+    assert claims.combine(["reproduced", "reproduced"], False) == "reproduced"
+    assert claims.combine(["reproduced", "inconclusive"], False) == "inconclusive"
+    assert claims.combine(["reproduced", "refuted"], False) == "refuted"
+    assert claims.combine(["refuted", "reproduced"], True) == "reproduced"
+    assert claims.combine(["refuted", "refuted"], True) == "refuted"
+    assert claims.combine([], False) == "inconclusive"
+
+
+def test_evaluate_pairs_by_seed_and_decides():
+    """C6 from made-up runs: a large paired effect is reproduced even when the seeds differ a lot in level."""
+    runs = {"simclr": {0: {"content": 0.20, "spurious_gap": 0.10}, 1: {"content": 0.40, "spurious_gap": 0.12},
+                       2: {"content": 0.30, "spurious_gap": 0.11}},
+            "simclr+interventional": {0: {"content": 0.50, "spurious_gap": 0.01},
+                                      1: {"content": 0.71, "spurious_gap": 0.02},
+                                      2: {"content": 0.59, "spurious_gap": 0.015}}}
+    table = {row["claim"]: row for row in claims.evaluate(runs)}
+    c6 = table["C6"]
+    assert c6["verdict"] == "reproduced"
+    assert c6["parts"][0]["values"] == pytest.approx([0.30, 0.31, 0.29])
+    assert table["C2"]["verdict"] == "inconclusive" and table["C2"]["parts"][0]["seeds"] == []
+    # C7: the share of the gap closed, per seed
+    runs["icl_msr"] = {s: {"content": runs["simclr"][s]["content"] + 0.1} for s in range(3)}
+    c7 = {row["claim"]: row for row in claims.evaluate(runs)}["C7"]
+    icl = [p for p in c7["parts"] if p["name"].startswith("icl_msr")][0]
+    assert icl["values"] == pytest.approx([0.1 / 0.3, 0.1 / 0.31, 0.1 / 0.29])
+    assert icl["verdict"] == "refuted" and c7["verdict"] == "inconclusive"  # the other candidates have no runs
+    assert "| **C6** reproduced |" in claims.markdown(claims.evaluate(runs))
+
+
+def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAUSALCL_CACHE", str(tmp_path / "cache"))
+    fidelity = load("fidelity")
+    argv = ["--quick", "--workers", "1", "--results-dir", str(tmp_path / "res"), "--summary-dir",
+            str(tmp_path / "sum"), "--run-dir", str(tmp_path / "runs"), ]
+    assert fidelity.main(argv) == 0
+    summary = json.loads((tmp_path / "sum" / "fidelity_quick.json").read_text())
+    assert summary["finished_runs"] == 6  # --quick: its three configurations, 2 seeds
+    assert (tmp_path / "sum" / "fidelity_quick.png").is_file()
+    result = json.loads((tmp_path / "res" / "simclr" / "seed0.json").read_text())
+    for key in ("content", "spurious_gap", "bg_gap", "only_fg", "mixed_rand", "mce", "rendition_error", "rankme",
+                "n_sv", "looc_readout", "fg_gap"):
+        assert isinstance(result["metrics"][key], int | float), key
+    assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["steps"] == 6
+    capsys.readouterr()
+    assert fidelity.main(argv) == 0  # nothing is trained again
+    assert "6 finished run(s) reused, 0 to train" in capsys.readouterr().out
+
+
+def test_bad_arguments(capsys):
+    fidelity = load("fidelity")
+    assert fidelity.main(["--configs", "simclr,nope", "--report-only"]) == 2
+    assert "--configs: unknown ['nope']" in capsys.readouterr().err
+
+
+def test_learning_curve_quick_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAUSALCL_CACHE", str(tmp_path / "cache"))
+    curve = load("learning_curve")
+    out = tmp_path / "curve"
+    assert curve.main(["--quick", "--out", str(out)]) == 0
+    points = json.loads((out / "curve.json").read_text())["points"]
+    assert [p["step"] for p in points] == [0, 6, 12] and all(0 <= p["content_probe"] <= 1 for p in points)
+    assert curve.main(["--quick", "--out", str(out)]) == 0
+    assert "resuming at step 12" in capsys.readouterr().out
+    assert curve.plateau_step([{"step": 0, "content_probe": 0.1}, {"step": 5, "content_probe": 0.5},
+                               {"step": 9, "content_probe": 0.51}], 0.02) == 5
