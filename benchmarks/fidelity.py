@@ -76,7 +76,7 @@ def finished(results_dir: Path, label: str, seed: int, steps: int, quick: bool) 
         result = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    expected = fingerprint(make_config(label, seed, steps, quick=quick))
+    expected = fingerprint(label, seed, steps, quick)
     return result if result.get("config") == expected else None
 
 

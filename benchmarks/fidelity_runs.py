@@ -113,12 +113,17 @@ def make_config(label: str, seed: int, steps: int, *, device: str = "cpu", threa
     return config
 
 
-def fingerprint(config: Config) -> str:
-    """What a finished run's result must match to be reused: its whole config but the device and threads."""
-    d = config.to_dict()
-    d.get("train", {}).pop("device", None)
-    d.get("train", {}).pop("threads", None)
-    return json.dumps(d, sort_keys=True, default=str)
+#: bumped whenever the protocol changes what a finished run means (measurements, base settings): older results
+#: are then trained again instead of reused
+PROTOCOL = 1
+
+
+def fingerprint(label: str, seed: int, steps: int, quick: bool = False) -> str:
+    """What a finished run's result must match to be reused: the configuration's settings, seed, steps and the
+    protocol version — not the whole config dict, which gains keys whenever the library does."""
+    return json.dumps({"protocol": PROTOCOL, "label": label, "settings": CONFIGS[label].settings, "seed": seed,
+                       "steps": steps, "quick": quick, "fg_twin": CONFIGS[label].fg_twin,
+                       "supervised": CONFIGS[label].supervised}, sort_keys=True, default=str)
 
 
 def _splits(config: Config) -> Splits:
@@ -221,6 +226,17 @@ def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robus
     }
 
 
+def _commit() -> str | None:
+    """The git commit of the code that ran (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
              threads: int | None = None, robustness_images: int = 300, quick: bool = False) -> dict[str, Any]:
     """Train and measure one (configuration, seed); writes ``result_path`` (JSON) and returns it."""
@@ -240,7 +256,8 @@ def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
         metrics["full_vs_foreground"] = matrix
         metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
         metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - start, 1)
-    result = {"label": label, "seed": seed, "steps": steps, "config": fingerprint(config), **info,
+    result = {"label": label, "seed": seed, "steps": steps, "config": fingerprint(label, seed, steps, quick),
+              "full_config": config.to_dict(), "commit": _commit(), **info,
               "metrics": metrics, "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),
               "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
               "threads": torch.get_num_threads()}
