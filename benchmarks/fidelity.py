@@ -192,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
                              "always reused)")
     parser.add_argument("--report-only", action="store_true", help="no training: the table from finished runs")
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: {list(QUICK)}, 2 seeds, 6 steps on 256 images, 32 robustness images")
+                        help=f"smoke test: {list(QUICK)} (or --configs), 2 seeds, 6 steps on 256 images, 32 robustness "
+                             "images")
     args = parser.parse_args(argv)
     labels = list(SUBSET) if args.subset else [c for c in args.configs.split(",") if c]
-    if args.quick:
-        labels, args.seeds, args.steps, args.robustness_images = list(QUICK), 2, 6, 32
+    if args.quick:  # its configurations unless --configs names others
+        labels = list(QUICK) if args.configs == parser.get_default("configs") else labels
+        args.seeds, args.steps, args.robustness_images = 2, 6, 32
     unknown = [c for c in labels if c not in CONFIGS]
     if unknown or args.seeds < 1 or args.steps < 1 or args.workers < 1:
         what = f"--configs: unknown {unknown}; choose from {list(ORDER)}" if unknown else \
