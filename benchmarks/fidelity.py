@@ -49,10 +49,9 @@ from _timing import RESULTS  # noqa: E402
 from fidelity_runs import CONFIGS, fingerprint, make_config, run_item  # noqa: E402
 
 #: steps per run (see the module docstring): SimCLR's content probe on ``shapes`` in one 5000-step run was 17.4 %
-#: at step 0, 27.4 (250), 32.4 (500), 38.6 (1000), 40.0 (1500), 44.0 (2000), 47.4 (3000) — still rising (3.4
-#: points over the last 1000 steps); on interventional views 59.0 (250) … 75.7 (1500), 77.4 (2000): flat within
-#: 2 points after 1500. 3000 steps is past the interventional plateau and past the point where SimCLR's gain
-#: fell below 1 point per 250 steps, and the most the 2-core budget allows (each 1000 more steps adds ≈ 4 h).
+#: at step 0, 27.4 (250), 32.4 (500), 38.6 (1000), 40.0 (1500), 44.0 (2000), 47.4 (3000), 49.1 (4000); on
+#: interventional views 59.0 (250) … 77.4 (2000), 78.8 (3000). The plateau (``learning_curve.plateau_step``: the
+#: first step no later point beats by more than 2 points) is 3000 for SimCLR and 2000 on interventional views.
 DEFAULT_STEPS = 3000
 #: the order runs are scheduled in (per seed): the claims' cheapest and most central configurations first
 ORDER = ("simclr", "simclr+interventional", "simclr-no-projector", "simclr+background_swap", "relic",
