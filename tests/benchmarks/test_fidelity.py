@@ -74,6 +74,7 @@ def test_evaluate_pairs_by_seed_and_decides():
     assert "| **C6** reproduced |" in claims.markdown(claims.evaluate(runs))
 
 
+@pytest.mark.slow  # 4 tiny runs with their data generated afresh and every measurement: ≈ 1–2 min on 2 quiet cores
 def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CAUSALCL_CACHE", str(tmp_path / "cache"))
     fidelity = load("fidelity")
