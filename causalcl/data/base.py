@@ -47,8 +47,11 @@ def _as_index_tensor(indices: Any) -> Tensor:
 class TensorImageDataset(Dataset):
     """A labelled image dataset held in memory.
 
+    A clip dataset (class attribute ``video = True``, e.g. ``moving_shapes``) holds ``T`` frames per item:
+    images uint8 ``(N, T, 3, H, W)``, masks bool ``(N, T, H, W)``, item images float ``(T, 3, H, W)``.
+
     Attributes:
-        images: uint8 ``(N, 3, H, W)``.
+        images: uint8 ``(N, 3, H, W)`` (``(N, T, 3, H, W)`` for clips).
         labels: int64 ``(N,)`` in ``[0, num_classes)``.
         masks: bool ``(N, H, W)`` foreground masks, or ``None``.
         latents: dict name -> ``(N,)`` tensor (int64 or float32) of ground-truth factors, or ``None``.
@@ -63,6 +66,9 @@ class TensorImageDataset(Dataset):
             latents of the wrong shape.
     """
 
+    #: items are clips ``(T, 3, H, W)`` rather than images ``(3, H, W)``
+    video: bool = False
+
     def __init__(
         self,
         images: Tensor,
@@ -72,12 +78,11 @@ class TensorImageDataset(Dataset):
         latents: Mapping[str, Tensor] | None = None,
         split: str = "train",
     ) -> None:
-        if images.ndim != 4 or images.shape[0] == 0:
-            raise ValueError(
-                f"empty dataset or bad image tensor: expected (N>0, 3, H, W), got {tuple(images.shape)}"
-            )
-        if images.shape[1] != 3:
-            raise ValueError(f"images must have 3 channels (RGB), got {images.shape[1]}")
+        if images.ndim != (5 if self.video else 4) or images.shape[0] == 0:
+            layout = "(N>0, T, 3, H, W)" if self.video else "(N>0, 3, H, W)"
+            raise ValueError(f"empty dataset or bad image tensor: expected {layout}, got {tuple(images.shape)}")
+        if images.shape[-3] != 3:
+            raise ValueError(f"images must have 3 channels (RGB), got {images.shape[-3]}")
         if images.dtype != torch.uint8:
             raise ValueError(f"images must be uint8, got {images.dtype}")
         n = images.shape[0]
@@ -93,8 +98,9 @@ class TensorImageDataset(Dataset):
             )
         if masks is not None:
             masks = torch.as_tensor(masks).bool()
-            if masks.shape != (n, images.shape[2], images.shape[3]):
-                raise ValueError(f"masks must have shape {(n, *images.shape[2:])}, got {tuple(masks.shape)}")
+            want = (n, *images.shape[1:-3], *images.shape[-2:])
+            if masks.shape != want:
+                raise ValueError(f"masks must have shape {want}, got {tuple(masks.shape)}")
         if latents is not None:
             for k, v in latents.items():
                 if v.shape != (n,):
@@ -113,7 +119,7 @@ class TensorImageDataset(Dataset):
     @property
     def image_size(self) -> int:
         """Height of the images (all embedded datasets are square)."""
-        return int(self.images.shape[2])
+        return int(self.images.shape[-2])
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -135,13 +141,15 @@ class TensorImageDataset(Dataset):
         return item
 
     def get_batch(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        """Images float ``(B,3,H,W)`` in [0,1] and labels long ``(B,)`` for a 1-D index tensor."""
+        """Images float ``(B,3,H,W)`` (clips: ``(B,T,3,H,W)``) in [0,1] and labels long ``(B,)`` for a 1-D index
+        tensor."""
         idx = _as_index_tensor(indices)
         return self.images[idx].float().div_(255.0), self.labels[idx]
 
     def __repr__(self) -> str:
-        n, _, h, w = self.images.shape
-        extra = (", masks" if self.masks is not None else "") + (
+        n, h, w = self.images.shape[0], *self.images.shape[-2:]
+        frames = f", frames={self.images.shape[1]}" if self.video else ""
+        extra = frames + (", masks" if self.masks is not None else "") + (
             ", latents" if self.latents is not None else ""
         )
         name = type(self).__name__
@@ -190,7 +198,8 @@ class SCMImageDataset(TensorImageDataset, metaclass=ABCMeta):
     def render(
         self, values: Mapping[str, np.ndarray], render_noise: Mapping[str, np.ndarray]
     ) -> tuple[Tensor, Tensor]:
-        """Return images float ``(B,3,H,W)`` in [0,1] and masks bool ``(B,H,W)``."""
+        """Return images float ``(B,3,H,W)`` in [0,1] and masks bool ``(B,H,W)`` (a clip dataset:
+        ``(B,T,3,H,W)`` and ``(B,T,H,W)``)."""
 
     @abstractmethod
     def generation_params(self) -> dict[str, Any]:

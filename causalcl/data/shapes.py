@@ -39,7 +39,17 @@ from ..causal.scm import SCM, uniform_choice
 from .base import SCMImageDataset
 from .textures import TEXTURE_FAMILIES, hsv_to_rgb, pixel_grid, render_textures, sample_texture_params
 
-__all__ = ["ShapesDataset", "SHAPE_NAMES", "shape_inside"]
+__all__ = [
+    "ShapesDataset",
+    "SHAPE_NAMES",
+    "background_layer",
+    "composite",
+    "foreground_rgb",
+    "sample_scene_noise",
+    "shape_coverage",
+    "shape_inside",
+    "shape_radius",
+]
 
 SHAPE_NAMES = ("disc", "square", "triangle", "cross", "ring", "star", "diamond", "crescent")
 SCALE_RANGE = (0.10, 0.30)
@@ -197,15 +207,7 @@ class ShapesDataset(SCMImageDataset):
         return scm if split == "train" else scm.do(bg_texture=uniform_choice(self.num_textures))
 
     def sample_render_noise(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        return {
-            **sample_texture_params(rng, n),
-            "fg_sat": rng.uniform(0.65, 1.0, n),
-            "fg_val": rng.uniform(0.7, 1.0, n),
-            "bg_sat": rng.uniform(0.3, 0.85, n),
-            "bg_val_lo": rng.uniform(0.05, 0.35, n),
-            "bg_val_hi": rng.uniform(0.6, 0.95, n),
-            "bg_hue_shift": rng.uniform(-0.08, 0.08, n),
-        }
+        return sample_scene_noise(rng, n)
 
     def generation_params(self) -> dict[str, Any]:
         return {"image_size": self.size, "rho": self.rho, "supersample": self.supersample}
@@ -214,52 +216,106 @@ class ShapesDataset(SCMImageDataset):
     def render(
         self, values: Mapping[str, np.ndarray], render_noise: Mapping[str, np.ndarray]
     ) -> tuple[Tensor, Tensor]:
-        s = self.size
-        cls = np.asarray(values["cls"], dtype=np.int64)
-        tex_params = {
-            k: torch.from_numpy(np.asarray(render_noise[k]))
-            for k in ("tex_freq", "tex_angle", "tex_phase", "tex_seed")
-        }
-        family = torch.from_numpy(np.asarray(values["bg_texture"], dtype=np.int64) % self.num_textures)
-        tex = F.avg_pool2d(render_textures(family, tex_params, 2 * s)[:, None], 2)  # (B,1,S,S)
-
-        rn = render_noise
-        bg_hue = values["bg_hue"]
-        lo = hsv_to_rgb(bg_hue, rn["bg_sat"], rn["bg_val_lo"])
-        hi = hsv_to_rgb(bg_hue + rn["bg_hue_shift"], 0.7 * rn["bg_sat"], rn["bg_val_hi"])
-        fg = hsv_to_rgb(values["fg_hue"], rn["fg_sat"], rn["fg_val"])
-        lo_t, hi_t, fg_t = (torch.from_numpy(c.astype(np.float32))[:, :, None, None] for c in (lo, hi, fg))
-        bg = lo_t + (hi_t - lo_t) * tex
-
-        alpha = self.coverage(cls, values["scale"], values["pos_x"], values["pos_y"], values["rotation"])
+        bg = background_layer(values, render_noise, self.size, self.num_textures)
+        fg_t = foreground_rgb(values, render_noise)
+        alpha = self.coverage(values["cls"], values["scale"], values["pos_x"], values["pos_y"], values["rotation"])
         gain = torch.from_numpy(np.asarray(values["brightness"], dtype=np.float32)).view(-1, 1, 1, 1)
-        img = (bg + (fg_t - bg) * alpha[:, None]) * gain
-        return img.clamp_(0, 1), alpha >= 0.5
+        return composite(bg, fg_t, alpha, gain)
 
     def coverage(
         self, cls: np.ndarray, scale: np.ndarray, pos_x: np.ndarray, pos_y: np.ndarray, rotation: np.ndarray
     ) -> Tensor:
-        """Fraction of each output pixel covered by the shape, float ``(B, S, S)``.
+        """Fraction of each output pixel covered by the shape, float ``(B, S, S)`` (:func:`shape_coverage`)."""
+        return shape_coverage(cls, scale, pos_x, pos_y, rotation, self.size, self.supersample)
 
-        Evaluated on a ``supersample``-times finer grid where each sub-pixel's coverage is the
-        box-filtered signed distance ``clamp(0.5 - sdf / subpixel, 0, 1)``, then average-pooled.
-        """
-        ss = self.supersample
-        big = self.size * ss
-        x, y = pixel_grid(big)
-        out = torch.empty(len(cls), big, big)
-        radius = shape_radius(cls, scale)
 
-        def col(a: np.ndarray, sel: np.ndarray) -> Tensor:
-            return torch.from_numpy(np.asarray(a, dtype=np.float32)[sel]).view(-1, 1, 1)
+# ---------------------------------------------------------------------- rendering helpers
+# Shared with ``moving_shapes`` (one clip = T frames of the same scene): each takes per-sample arrays.
 
-        for k in np.unique(cls).tolist():
-            sel = np.nonzero(cls == k)[0]
-            th, r = col(rotation, sel), col(radius, sel)
-            dx, dy = x - col(pos_x, sel), y - col(pos_y, sel)
-            c, s_ = torch.cos(th) / r, torch.sin(th) / r
-            u = c * dx + s_ * dy
-            v = c * dy - s_ * dx
-            sd_pixels = shape_sdf(int(k), u, v).mul_(r * big)
-            out[torch.from_numpy(sel)] = sd_pixels.neg_().add_(0.5).clamp_(0, 1)
-        return F.avg_pool2d(out[:, None], ss)[:, 0] if ss > 1 else out
+
+def sample_scene_noise(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """The renderer's exogenous noise of ``n`` scenes: texture parameters and colour saturation/value."""
+    return {
+        **sample_texture_params(rng, n),
+        "fg_sat": rng.uniform(0.65, 1.0, n),
+        "fg_val": rng.uniform(0.7, 1.0, n),
+        "bg_sat": rng.uniform(0.3, 0.85, n),
+        "bg_val_lo": rng.uniform(0.05, 0.35, n),
+        "bg_val_hi": rng.uniform(0.6, 0.95, n),
+        "bg_hue_shift": rng.uniform(-0.08, 0.08, n),
+    }
+
+
+def background_layer(
+    values: Mapping[str, np.ndarray], render_noise: Mapping[str, np.ndarray], size: int, num_textures: int
+) -> Tensor:
+    """The coloured procedural background, float ``(B, 3, S, S)`` in [0, 1].
+
+    The texture family ``values["bg_texture"]`` is rendered at 2x with the stored texture noise
+    (``tex_freq``, ``tex_angle``, ``tex_phase``, ``tex_seed``) and average-pooled, then coloured between
+    a dark shade (``bg_hue``, ``bg_sat``, ``bg_val_lo``) and a light one (``bg_hue + bg_hue_shift``,
+    ``0.7 bg_sat``, ``bg_val_hi``).
+    """
+    tex_params = {
+        k: torch.from_numpy(np.asarray(render_noise[k])) for k in ("tex_freq", "tex_angle", "tex_phase", "tex_seed")
+    }
+    family = torch.from_numpy(np.asarray(values["bg_texture"], dtype=np.int64) % num_textures)
+    tex = F.avg_pool2d(render_textures(family, tex_params, 2 * size)[:, None], 2)  # (B,1,S,S)
+    rn = render_noise
+    bg_hue = values["bg_hue"]
+    lo = hsv_to_rgb(bg_hue, rn["bg_sat"], rn["bg_val_lo"])
+    hi = hsv_to_rgb(bg_hue + rn["bg_hue_shift"], 0.7 * rn["bg_sat"], rn["bg_val_hi"])
+    lo_t, hi_t = (torch.from_numpy(c.astype(np.float32))[:, :, None, None] for c in (lo, hi))
+    return lo_t + (hi_t - lo_t) * tex
+
+
+def foreground_rgb(values: Mapping[str, np.ndarray], render_noise: Mapping[str, np.ndarray]) -> Tensor:
+    """The object's colour from ``fg_hue`` and the stored ``fg_sat``/``fg_val``, float ``(B, 3, 1, 1)``."""
+    fg = hsv_to_rgb(values["fg_hue"], render_noise["fg_sat"], render_noise["fg_val"])
+    return torch.from_numpy(fg.astype(np.float32))[:, :, None, None]
+
+
+def composite(bg: Tensor, fg: Tensor, alpha: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
+    """``image = gain * (alpha * fg + (1 - alpha) * bg)`` clamped to [0, 1], and ``mask = alpha >= 0.5``.
+
+    Shapes ``bg (B,3,S,S)``, ``fg (B,3,1,1)``, ``alpha (B,S,S)``, ``gain (B,1,1,1)``.
+    """
+    img = (bg + (fg - bg) * alpha[:, None]) * gain
+    return img.clamp_(0, 1), alpha >= 0.5
+
+
+def shape_coverage(
+    cls: np.ndarray,
+    scale: np.ndarray,
+    pos_x: np.ndarray,
+    pos_y: np.ndarray,
+    rotation: np.ndarray,
+    size: int,
+    supersample: int = 2,
+) -> Tensor:
+    """Fraction of each output pixel covered by shape ``cls`` (area fraction ``scale``, centre ``(pos_x, pos_y)``
+    in image units, angle ``rotation``), float ``(B, size, size)``.
+
+    Evaluated on a ``supersample``-times finer grid where each sub-pixel's coverage is the
+    box-filtered signed distance ``clamp(0.5 - sdf / subpixel, 0, 1)``, then average-pooled.
+    """
+    cls = np.asarray(cls, dtype=np.int64)
+    ss = supersample
+    big = size * ss
+    x, y = pixel_grid(big)
+    out = torch.empty(len(cls), big, big)
+    radius = shape_radius(cls, scale)
+
+    def col(a: np.ndarray, sel: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float32)[sel]).view(-1, 1, 1)
+
+    for k in np.unique(cls).tolist():
+        sel = np.nonzero(cls == k)[0]
+        th, r = col(rotation, sel), col(radius, sel)
+        dx, dy = x - col(pos_x, sel), y - col(pos_y, sel)
+        c, s_ = torch.cos(th) / r, torch.sin(th) / r
+        u = c * dx + s_ * dy
+        v = c * dy - s_ * dx
+        sd_pixels = shape_sdf(int(k), u, v).mul_(r * big)
+        out[torch.from_numpy(sel)] = sd_pixels.neg_().add_(0.5).clamp_(0, 1)
+    return F.avg_pool2d(out[:, None], ss)[:, 0] if ss > 1 else out

@@ -1,16 +1,23 @@
-"""Backbones: a small CPU-friendly conv net and torchvision ResNets with an optional CIFAR stem.
+"""Backbones: a small CPU-friendly conv net and torchvision ResNets with an optional CIFAR stem, a small
+(2+1)D video net and a GCN.
 
-Every builder returns an ``nn.Module`` mapping images (B, 3, H, W) to pooled features (B, D) and
+Every image builder returns an ``nn.Module`` mapping images (B, 3, H, W) to pooled features (B, D) and
 exposes the feature width as ``module.feature_dim``. The last convolutional block is exposed as
-``module.last_conv`` so CAM tools can hook it.
+``module.last_conv`` so CAM tools can hook it. ``video_small`` maps clips (B, T, 3, H, W) to (B, D)
+(``causalcl.models.video``); ``gcn`` maps a graph batch (node features (N, F) + edge_index) to node
+embeddings (N, D) (``causalcl.models.gcn``). ``BACKBONE_INPUTS`` says which input each one takes.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from .gcn import GCN, gcn
+from .video import VideoSmall, video_small
 
 
 class ConvNetSmall(nn.Module):
@@ -83,14 +90,34 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "convnet_small": convnet_small,
     "resnet18": resnet18,
     "resnet50": resnet50,
+    "video_small": video_small,
+    "gcn": gcn,
 }
 
+#: the input each backbone takes: ``image`` (B, 3, H, W), ``video`` (B, T, 3, H, W) or ``graph`` (a graph batch)
+BACKBONE_INPUTS: dict[str, str] = {"convnet_small": "image", "resnet18": "image", "resnet50": "image",
+                                   "video_small": "video", "gcn": "graph"}
 
-def build_backbone(name: str, *, cifar_stem: bool = False, channels_last: bool = True) -> nn.Module:
-    """Build a backbone by name; ``channels_last`` converts its memory format (faster on CPU)."""
+
+def build_backbone(name: str, *, cifar_stem: bool = False, channels_last: bool = True, **options: object) -> nn.Module:
+    """Build a backbone by name; ``channels_last`` converts its memory format (faster on CPU; the video net's
+    convolutions are 2-D, so it applies there too). ``cifar_stem`` is for the ResNets; ``options`` go to the
+    builder (e.g. ``in_features=`` of ``gcn``, which must equal the dataset's node-feature width, or ``widths=``).
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed) or an option the builder does not take (named).
+    """
     if name not in BACKBONES:
         raise ValueError(f"backbone: unknown name {name!r}; valid names are {sorted(BACKBONES)}")
-    net = BACKBONES[name]() if name == "convnet_small" else BACKBONES[name](cifar_stem=cifar_stem)
+    builder = BACKBONES[name]
+    if name in ("resnet18", "resnet50"):
+        options = {"cifar_stem": cifar_stem, **options}
+    target = {"convnet_small": ConvNetSmall, "video_small": VideoSmall, "gcn": GCN}.get(name, builder)
+    accepted = [p for p in inspect.signature(target).parameters if p != "self"]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise ValueError(f"backbone options: {unknown} are not arguments of backbone {name!r}; valid: {accepted}")
+    net = builder(**options)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net

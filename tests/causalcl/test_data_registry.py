@@ -11,7 +11,7 @@ from causalcl.data.cache import cache_dir, cached_arrays, load_cached
 
 
 def test_registry_names_and_errors():
-    assert set(DATASETS) == {"shapes", "digits", "cifar10", "cifar100", "imagefolder"}
+    assert set(DATASETS) == {"shapes", "moving_shapes", "scm_graph", "digits", "cifar10", "cifar100", "imagefolder"}
     with pytest.raises(ValueError, match="valid names: .*shapes"):
         get_dataset("mnist")
     with pytest.raises(ValueError, match="valid splits"):
@@ -57,3 +57,10 @@ def test_cache_helpers(tmp_path, monkeypatch):
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 2 and all(f.startswith("unit-v") and f.endswith(".npz") for f in files)
     assert load_cached(tmp_path / "missing.npz") is None
+
+
+def test_get_dataset_names_an_argument_it_does_not_take():
+    with pytest.raises(ValueError, match=r"bogus: dataset 'shapes' takes no argument 'bogus' \(it takes: n, "):
+        get_dataset("shapes", bogus=1)
+    with pytest.raises(ValueError, match=r"imagesize: .* did you mean 'image_size'\?"):
+        get_dataset("shapes", imagesize=16)
