@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from .causal.background import BACKGROUND_SOURCES, DONOR_FILLS, BackgroundSwap
-from .data import DATASETS, get_dataset
+from .data import DATASETS, check_dataset_kwargs, get_dataset
 from .data.augment import SimCLRAugment
 from .data.interventional import InterventionalViews, style_variables
 from .methods import Method, get_method
 from .methods.base import interventional_refusal
 from .models import build_backbone
 from .train.config import Config
+from .train.typed import coerce_kwargs
 
 #: datasets generated from an SCM: they have `probe` / `test` environments, masks and latents
 EMBEDDED_DATASETS = ("shapes", "digits")
@@ -30,6 +31,12 @@ def load_split(config: Config, split: str):
         options.setdefault("image_size", config.data.image_size)
     if config.data.name in EMBEDDED_DATASETS:
         options.setdefault("seed", config.train.seed)
+    cls = DATASETS.get(config.data.name)
+    if cls is not None:  # typed like the dataset's constructor declares (data.options.n=1e3 → 1000)
+        check_dataset_kwargs(config.data.name, options, prefix="data.options.")
+        typed = coerce_kwargs("data.options.", cls.__init__, dict(config.data.options))
+        config.data.options.update(typed)
+        options.update(typed)
     try:
         return get_dataset(config.data.name, split=split, root=config.data.root, **options)
     except TypeError as exc:  # an option the dataset does not take
@@ -60,7 +67,9 @@ def build_random_encoder(config: Config, seed: int) -> nn.Module:
 
 
 def method_options(config: Config) -> dict[str, Any]:
-    """The method's keyword arguments from ``config.method``, checked against its constructor."""
+    """The method's keyword arguments from ``config.method``, checked against its constructor and parsed to the
+    types it declares (``method.temperature=1e-1`` → 0.1; ``'abc'`` → ``ValueError`` naming the key). The typed
+    values are written back to ``config.method``, so the saved config records them."""
     cls = get_method(config.method.get("name", "simclr"))
     options = {k: v for k, v in config.method.items() if k != "name"}
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backbone")]
@@ -70,6 +79,8 @@ def method_options(config: Config) -> dict[str, Any]:
         hint = f"; did you mean 'method.{close[0]}'?" if close else ""
         raise ValueError(f"config key 'method.{key}' does not exist for method {cls.name!r}{hint} "
                          f"(valid: {', '.join('method.' + a for a in accepted)})")
+    options = coerce_kwargs("method.", cls.__init__, options)
+    config.method.update(options)
     return options
 
 

@@ -1,9 +1,12 @@
 """The single-method job behind the CLI: a ``Config`` from the command line, then train, diagnose and report.
 
-``make_config`` merges defaults ← saved config (on --resume) ← --config YAML ← flags ← --set; ``run`` trains
-the configured method and writes config.yaml, train_log.csv, checkpoint.pt, results.json, results.csv, plots/
-and report.html. ``causalcl.cli`` parses the arguments and calls these; ``causalcl.multi`` calls them once per
-method of ``--methods``.
+``make_config`` merges defaults ← --config YAML ← flags ← --set; on ``--resume`` the base is the run's own record
+instead of the defaults: the checkpoint's config, which is the truth, and ``config.yaml`` beside it, which must
+agree with it (a damaged or edited one is refused naming the file). ``run`` checks everything it can — values,
+device, the output folder, on ``--resume`` that the request is the same run (``causalcl.train.resume``), the data,
+the method, the Trainer — and only then writes config.yaml (atomically) and trains; it writes config.yaml,
+train_log.csv, checkpoint.pt, results.json, results.csv, plots/ and report.html. ``causalcl.cli`` parses the
+arguments and calls these; ``causalcl.multi`` calls them once per method of ``--methods``.
 """
 
 from __future__ import annotations
@@ -12,20 +15,38 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .train.config import Config, load_yaml, parse_assignment, save_yaml
+from .train.checkpoint import check_run_checkpoint, load_checkpoint
+from .train.config import Config, check_values, load_yaml, parse_assignment, save_yaml, valid_keys
+from .train.device import resolve_device
+from .train.resume import check_same_run, constructor_defaults, flatten, run_differences
+
+
+def default_out(config: Config) -> Path:
+    """The output folder when ``--out`` is not given: ``runs/<method>_<dataset>``."""
+    return Path(f"runs/{config.method.get('name', 'simclr')}_{config.data.name}")
 
 
 def make_config(args: argparse.Namespace, method: str | None = None, out: str | Path | None = None) -> Config:
-    """Defaults ← saved config (on --resume) ← --config YAML ← flags ← --set.
+    """Defaults (on --resume: the run's record, see :func:`resume_base`) ← --config YAML ← flags ← --set.
 
-    ``method`` / ``out`` override ``--method`` / ``--out`` (one method of ``--methods``)."""
-    config = Config()
+    ``method`` / ``out`` override ``--method`` / ``--out`` (one method of ``--methods``). Every value is typed
+    and range-checked here (``ValueError`` naming the key), before anything is built or written."""
     out = out if out is not None else args.out
-    if args.resume and out and (Path(out) / "config.yaml").is_file():
-        config.update(load_yaml(Path(out) / "config.yaml"))
+    base = Config()
+    if args.resume:
+        folder = Path(out) if out is not None else default_out(_requested(Config(), args, method))
+        base = resume_base(folder)
+    config = _requested(base, args, method)
+    check_values(config)
+    return config
+
+
+def _requested(config: Config, args: argparse.Namespace, method: str | None) -> Config:
+    """``config`` ← --config YAML ← flags ← --set (in place; returned)."""
     if args.config:
         config.update(load_yaml(args.config))
     flags = {"method.name": method or args.method, "data.name": args.dataset, "data.root": args.data_root,
@@ -36,6 +57,8 @@ def make_config(args: argparse.Namespace, method: str | None = None, out: str | 
     for key, value in flags.items():
         if value is not None:
             config.set(key, value)
+    if args.steps is not None and args.epochs is None:  # --steps asked for explicitly: an inherited epochs must not win
+        config.set("train.epochs", None)
     if args.diagnostics is not None:
         from .diagnostics import parse_diagnostics
 
@@ -45,32 +68,134 @@ def make_config(args: argparse.Namespace, method: str | None = None, out: str | 
     return config
 
 
+def read_run_checkpoint(folder: Path) -> dict[str, Any] | None:
+    """The checkpoint of the run in ``folder``, checked (:func:`causalcl.train.checkpoint.check_run_checkpoint`),
+    or ``None`` when there is none."""
+    path = folder / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    return check_run_checkpoint(load_checkpoint(path), path)
+
+
+def resume_base(folder: Path) -> Config:
+    """The config a resumed run starts from: the checkpoint's, or ``config.yaml`` where it agrees with it.
+
+    ``config.yaml`` may differ from the checkpoint only in the keys a resume may change (a longer run that was
+    stopped before its first checkpoint). Without a checkpoint the defaults are returned (``run`` then refuses
+    a single-method resume; ``--methods`` starts that method afresh).
+
+    Raises:
+        ValueError: naming ``config.yaml`` when it is empty, not valid YAML, incomplete (truncated) or disagrees
+            with the checkpoint; naming the checkpoint when it cannot be resumed.
+    """
+    state = read_run_checkpoint(folder)
+    if state is None:
+        return Config()
+    saved = Config.from_dict(state["config"])
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return saved
+    hint = "the checkpoint holds the run's settings: delete the file to resume from them"
+    try:
+        values = load_yaml(path, allow_empty=False)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {hint}") from None
+    try:
+        recorded = Config.from_dict(values)
+    except ValueError as exc:
+        raise ValueError(f"config file {str(path)!r} is truncated or damaged ({exc}); {hint}") from None
+    present = flatten(values)
+    missing = [k for k in valid_keys(recorded) if k not in present and not any(p.startswith(f"{k}.") for p in present)
+               and k not in ("data.options",)]
+    if missing:
+        raise ValueError(f"config file {str(path)!r} is incomplete (no {', '.join(missing[:3])}"
+                         f"{' …' if len(missing) > 3 else ''}): it was truncated or damaged; {hint}")
+    defaults = _method_defaults(recorded)
+    diffs = run_differences(state["config"], recorded.to_dict(), defaults)
+    if diffs:
+        raise ValueError(f"config file {str(path)!r} disagrees with the checkpoint beside it (checkpoint → "
+                         f"config.yaml): {'; '.join(diffs)}; it was edited or damaged — {hint}")
+    return recorded
+
+
+def _method_defaults(config: Config) -> dict[str, Any]:
+    from .methods import get_method
+
+    return constructor_defaults(get_method(config.method.get("name", "simclr")))
+
+
+def check_resumable(config: Config, out: Path) -> None:
+    """Before anything is built or written: ``out`` holds a checkpoint that this config continues.
+
+    Raises:
+        FileNotFoundError: no folder, or no checkpoint in it (nothing is created).
+        ValueError: the checkpoint holds another method / backbone or other settings (listed).
+    """
+    if not out.is_dir():
+        raise FileNotFoundError(f"--resume: there is no run folder {str(out)!r} to resume (nothing was created); "
+                                "run without --resume to start one")
+    state = read_run_checkpoint(out)
+    if state is None:
+        raise FileNotFoundError(f"--resume: {str(out)!r} holds no checkpoint.pt to resume from; run without "
+                                "--resume to start a new run there")
+    check_same_run(out / "checkpoint.pt", state["method"], state["config"], config.to_dict(), _method_defaults(config))
+
+
+def check_out(out: Path) -> None:
+    """``out`` can become the output folder: not an existing file, nor under one."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == out else f"is under {str(folder)!r}, which is a file"
+                raise ValueError(f"--out {str(out)!r} {what}, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise PermissionError(f"--out {str(out)!r}: the folder {str(folder)!r} is not writable")
+            return
+
+
 def run(config: Config, out: Path, resume: bool = False) -> dict:
     """Train and diagnose; returns the results dict that was written to ``results.json``."""
-    from evaluations.report import Report
+    from .build import build_augment, build_method, build_view_fn, load_split
+    from .diagnostics import parse_diagnostics
+    from .train.trainer import Trainer, TrainingInterrupted
 
-    from .build import EMBEDDED_DATASETS, build_augment, build_method, build_random_encoder, build_view_fn, load_split
-    from .diagnostics import Context, Splits, diagnose, parse_diagnostics, plot_loss_curve
-    from .diagnostics.findings import findings
-    from .pretrain import make_pretrain_fn
-    from .train.log import read_log
-    from .train.trainer import Trainer
-
+    check_values(config)
+    resolve_device(config.train.device)
+    if resume:
+        check_resumable(config, out)
+    check_out(out)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     diagnostics = parse_diagnostics(config.eval.diagnostics)
-    out.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes the outputs
-        save_yaml(config, out / "config.yaml")
     started = time.perf_counter()
     train_set = load_split(config, "train")
     image_size = int(train_set.images.shape[-1])
     augment = build_augment(config, image_size)
     method = build_method(config)
     trainer = Trainer(method, train_set, build_view_fn(method, augment, config, train_set), config, out)
+    if resume:
+        trainer.restore()  # checks the checkpoint against this run and re-plans a longer schedule
+    if trainer.rank == 0:  # every check has passed: now the folder and config.yaml (torchrun: rank 0 alone)
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, out / "config.yaml")
     result = trainer.fit(resume=resume)
     if trainer.rank != 0:  # torchrun: the other ranks stop after training; rank 0 diagnoses and reports
         return {}
+    try:
+        return _diagnose_and_report(config, out, trainer, result, train_set, augment, diagnostics, started)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(result.steps, result.checkpoint, result.steps, stage="the diagnostics") from None
+
+
+def _diagnose_and_report(config: Config, out: Path, trainer, result, train_set, augment, diagnostics: list[str],
+                         started: float) -> dict:
+    from evaluations.report import Report
+
+    from .build import EMBEDDED_DATASETS, build_random_encoder, load_split
+    from .diagnostics import Context, Splits, diagnose, plot_loss_curve
+    from .diagnostics.findings import findings
+    from .pretrain import make_pretrain_fn
+    from .train.log import read_log
 
     name = config.method.get("name", "simclr")
     report = Report(out, title=f"causalcl — {name} on {config.data.name}")

@@ -144,9 +144,9 @@ def run_many(configs: dict[str, Config], out: Path, resume: bool = False) -> tup
     return results, failed
 
 
-def main_many(args: argparse.Namespace) -> int:
+def main_many(args: argparse.Namespace, out: Path | None = None) -> int:
     """The ``--methods`` branch of ``causalcl.cli.main``: 0 on success, 3 when a method failed."""
     names = parse_methods(args.methods)
-    out = Path(args.out or f"runs/{'+'.join(names)}_{args.dataset or Config().data.name}")
+    out = out or Path(args.out or f"runs/{'+'.join(names)}_{args.dataset or Config().data.name}")
     _, failed = run_many(make_configs(args, names, out), out, resume=args.resume)
     return 3 if failed else 0

@@ -115,6 +115,15 @@ def _batches(data: Any, batch_size: int) -> tuple[Iterable[Any], int | None]:
     )
 
 
+def _encoder_dtype(encoder: Callable[..., Any]) -> torch.dtype | None:
+    """The floating dtype of an ``nn.Module``'s parameters (images are fed in it), or None (any callable)."""
+    if isinstance(encoder, nn.Module):
+        for tensor in encoder.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
 def _encoder_device(encoder: Callable[..., Any]) -> torch.device:
     if isinstance(encoder, nn.Module):
         for tensor in encoder.parameters():
@@ -191,6 +200,7 @@ def extract_features(
         raise ValueError(f"encoder: expected an nn.Module or callable, got {type(encoder).__name__}")
     batch_size = check_int(batch_size, "batch_size", low=1)
     dev = torch.device(device) if device is not None else _encoder_device(encoder)
+    dtype = _encoder_dtype(encoder)  # fp16 / bf16 / fp64 images meet a float32 model in its own dtype
     batches, total = _batches(data, batch_size)
 
     modes = [(m, m.training) for m in encoder.modules()] if isinstance(encoder, nn.Module) else []
@@ -207,16 +217,17 @@ def extract_features(
                 images = _as_images(images)
                 if images.shape[0] == 0:
                     continue
-                images = images.to(dev, non_blocking=True)
+                images = images.to(dev, dtype=dtype, non_blocking=True)
                 try:
                     raw = encoder(images)
                 except RuntimeError as err:
                     if i > 0 or isinstance(err, torch.OutOfMemoryError):
                         raise
-                    # The first batch failing is almost always a shape/channel mismatch with the data.
+                    # The first batch failing is almost always a shape/channel/dtype mismatch with the data.
                     raise ValueError(
                         f"data: the encoder failed on the first batch of images of shape "
-                        f"{tuple(images.shape)} (check the channel count and image size): {err}"
+                        f"{tuple(images.shape)} and dtype {images.dtype} (check the channel count, image size "
+                        f"and dtype against the encoder): {' '.join(str(err).split())}"
                     ) from err
                 out = _pool(raw, first=i == 0)
                 if out.shape[0] != images.shape[0]:

@@ -90,7 +90,8 @@ def knn_predict(
         test_x: (n_test, d) query features.
         k: number of neighbours, 1 <= k <= n_train.
         temperature: T > 0 in the weight exp(cos / T).
-        num_classes: number of classes C; defaults to ``max(train_y) + 1``.
+        num_classes: number of classes C, to check the labels against; defaults to ``max(train_y) + 1``. Only
+            the classes present in ``train_y`` can be predicted, so memory does not depend on C.
 
     Returns:
         (n_test,) ``torch.long`` predictions on the CPU. Ties go to the lowest class index.
@@ -108,7 +109,10 @@ def knn_predict(
     if k > n_train:
         raise ValueError(f"k: expected k <= n_train = {n_train} (the number of rows of train_x), got k={k}")
     temperature = check_positive_float(temperature, "temperature")
-    n_classes = num_classes if num_classes is not None else int(ty.max()) + 1
+    # votes go to the classes present in train_y only (sorted, so ties still go to the lowest label): the score
+    # buffers are (block, classes present), whatever the label values (a label 1e9 must not allocate 1e9 columns)
+    classes, ty = torch.unique(ty, sorted=True, return_inverse=True)
+    n_classes = int(classes.numel())
 
     bank = F.normalize(tx, dim=1)  # (n_train, d), one copy of the bank
     bank_t = bank.t()  # a view: BLAS reads the transposed operand without copying
@@ -136,7 +140,7 @@ def knn_predict(
             scores = torch.zeros(block_end - block_start, n_classes, dtype=dtype, device=tx.device)
             scores.scatter_add_(1, ty[top_idx], weights)
             preds[block_start:block_end] = scores.argmax(dim=1).cpu()
-    return preds
+    return classes.cpu()[preds]
 
 
 def knn_accuracy(

@@ -37,6 +37,16 @@ def _as_z(z: Any, name: str = "z", min_rows: int = 1) -> torch.Tensor:
     return as_features(z, name, dtype=torch.float64, min_rows=min_rows).cpu()
 
 
+def _unit_scaled(x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``(x / s, s)`` with ``s = max |x|`` (1 for an all-zero x): Gram and covariance matrices of the scaled
+    values neither overflow (features of 1e200) nor underflow (1e-200) in float64. RankMe, the normalised
+    DirectCLR spectrum and the explained-variance ratios do not depend on ``s``."""
+    scale = float(x.abs().max()) if x.numel() else 0.0
+    if scale == 0.0:
+        return x, 1.0
+    return x / scale, scale
+
+
 def singular_spectrum(z: Any, *, normalize: bool = True) -> torch.Tensor:
     """Descending singular values of the covariance of (optionally L2-normalised) embeddings (DirectCLR).
 
@@ -48,13 +58,17 @@ def singular_spectrum(z: Any, *, normalize: bool = True) -> torch.Tensor:
         (d,) float64 tensor sigma_1 >= ... >= sigma_d >= 0 -- the same numbers as
         ``np.linalg.svd(np.cov(z.T), compute_uv=False)``.
     """
-    x = _as_z(z, min_rows=2)
+    x, scale = _unit_scaled(_as_z(z, min_rows=2))
     if normalize:
-        x = F.normalize(x, dim=1)
+        x, scale = F.normalize(x, dim=1), 1.0
     xc = x - x.mean(0, keepdim=True)
     cov = xc.t() @ xc / (x.shape[0] - 1)
     # cov is symmetric PSD, so its singular values are the absolute values of its eigenvalues.
-    return _eigvalsh_desc(cov).abs().sort(descending=True).values
+    values = _eigvalsh_desc(cov).abs().sort(descending=True).values * scale * scale  # inf on overflow
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"z: the covariance of features as large as {scale:.3g} overflows float64; rescale z or "
+                         "use normalize=True")
+    return values
 
 
 def _eigvalsh_desc(sym: torch.Tensor) -> torch.Tensor:
@@ -64,7 +78,7 @@ def _eigvalsh_desc(sym: torch.Tensor) -> torch.Tensor:
     when the CPU is oversubscribed (measured: 128 x 128 on 2 busy cores, 0.02 s vs 0.8 s).
     """
     ev = np.linalg.eigvalsh(sym.numpy())
-    return torch.from_numpy(np.ascontiguousarray(ev[::-1]))
+    return torch.from_numpy(ev[::-1].copy())  # a copy: positive strides, also for a single value
 
 
 def _singular_values(x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +97,7 @@ def rankme(z: Any, *, eps: float = 1e-7) -> float:
     ``RankMe(Z) = exp(-sum_k p_k log p_k)``, ``p_k = sigma_k(Z) / sum_j sigma_j(Z) + eps`` over the min(N, d)
     singular values of Z (Garrido et al., ICML 2023).
     """
-    x = _as_z(z)
+    x, _ = _unit_scaled(_as_z(z))
     eps = check_positive_float(eps, "eps", allow_zero=True)
     s = _singular_values(x)
     total = float(s.sum())
@@ -98,7 +112,7 @@ def covariance_eigenvalues(z: Any) -> torch.Tensor:
 
     There are min(d, N - 1) of them (the rank bound of centred data); they sum to 1.
     """
-    x = _as_z(z, min_rows=2)
+    x, _ = _unit_scaled(_as_z(z, min_rows=2))
     xc = x - x.mean(0, keepdim=True)
     gram = xc.t() @ xc if x.shape[0] >= x.shape[1] else xc @ xc.t()
     ev = _eigvalsh_desc(gram).clamp_min(0.0)[: min(x.shape[1], x.shape[0] - 1)]

@@ -25,16 +25,44 @@ import evaluations
 from evaluations import foreground, grounding, robustness, spectrum
 
 
+def load_mask(path: Path, image_hw: tuple[int, int], size: int) -> torch.Tensor:
+    """The boolean mask of one image from ``path`` (a 2-D .npy array of the image's height × width, or with a
+    single channel), resized like its image. Every error names the file."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"mask file {path}: could not be read as a .npy array ({exc})") from exc
+    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+        arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])  # (1, H, W) or (H, W, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"mask file {path}: expected a 2-D (height, width) array, got shape {arr.shape}")
+    if arr.shape != image_hw:
+        raise ValueError(f"mask file {path}: shape {arr.shape} does not match its image's (height, width) {image_hw}")
+    mask = Image.fromarray((arr != 0).astype(np.uint8) * 255)
+    return torch.from_numpy(np.array(mask.resize((size, size), Image.NEAREST)) > 127)
+
+
 def load_folder(root: Path, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Images (N,3,size,size) in [0,1], masks (N,size,size) bool, labels (N,), class names."""
+    """Images (N,3,size,size) in [0,1], masks (N,size,size) bool, labels (N,), class names.
+
+    A class folder without images is refused (it would become a class no image has), as is a mask that is not
+    the size of its image."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected {root}/<class name>/<image>.png with masks")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise FileNotFoundError(f"{root}: no class folders; expected {root}/<class name>/<image>.png with masks")
     images, masks, labels = [], [], []
     for label, name in enumerate(classes):
-        for path in sorted((root / name).glob("*.png")):
-            image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
-            mask = Image.fromarray(np.load(path.with_suffix(".mask.npy")).astype(np.uint8) * 255)
+        paths = sorted((root / name).glob("*.png"))
+        if not paths:
+            raise ValueError(f"class folder {root / name}: no .png images; remove the folder or add its images")
+        for path in paths:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+            masks.append(load_mask(path.with_suffix(".mask.npy"), (image.height, image.width), size))
+            image = image.resize((size, size), Image.BILINEAR)
             images.append(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
-            masks.append(torch.from_numpy(np.array(mask.resize((size, size), Image.NEAREST)) > 127))
             labels.append(label)
     return torch.stack(images), torch.stack(masks), torch.tensor(labels), classes
 
@@ -60,7 +88,10 @@ def main() -> None:
     if args.make_demo_folder:
         make_demo_folder(args.root)
 
-    images, masks, labels, classes = load_folder(args.root)
+    try:
+        images, masks, labels, classes = load_folder(args.root)
+    except (ValueError, OSError) as exc:  # one clear line, not a traceback
+        parser.exit(2, f"error: {exc}\n")
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))  # folders are sorted by class
     images, masks, labels = images[order], masks[order], labels[order]
     half = len(images) // 2  # fit probes on one half, score on the other

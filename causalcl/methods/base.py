@@ -33,6 +33,10 @@ class Method(nn.Module, metaclass=ABCMeta):
     4. one step of the Trainer's optimiser over ``optim_parameters()``;
     5. ``on_step_end(step, total_steps)``: EMA targets and queues update here.
 
+    Methods with a memory bank indexed by training item (NPID, PIRL) also get, from the Trainer,
+    ``bind_dataset(num_items)`` once when it is built (before a checkpoint is restored) and, with every
+    batch of views, ``set_batch_indices(indices)``: the dataset indices of this process's rows.
+
     Args:
         backbone: maps images (B, 3, H, W) to features (B, D) and exposes ``feature_dim``.
     """
@@ -41,6 +45,9 @@ class Method(nn.Module, metaclass=ABCMeta):
     name: str = ""
     #: number of augmented views ``make_views`` draws per image
     num_views: int = 2
+    #: what the method trains on: ``"image"`` batches (B, 3, H, W), ``"video"`` clips (B, T, 3, H, W) (TaCo) or
+    #: ``"graph"`` batches (``causalcl.data.scm_graph.GraphBatch``: DGI); the dataset and backbone must match
+    input_kind: str = "image"
     #: ``--views interventional`` (true counterfactuals do(style = s') of the SCM datasets): ``None`` when the
     #: method takes them -- ``make_interventional_views`` then makes its views -- else the one-line reason why
     #: it cannot (a class attribute, or set in ``__init__`` when it depends on an option, as SwAV's small crops)
@@ -91,6 +98,15 @@ class Method(nn.Module, metaclass=ABCMeta):
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step; methods without EMA targets or queues need nothing here."""
+
+    def bind_dataset(self, num_items: int) -> None:
+        """Hook the Trainer calls once, when it is built and before it restores a checkpoint, with the number
+        of training items; memory-bank methods (NPID, PIRL) size their bank by it. Nothing by default."""
+
+    def set_batch_indices(self, indices: torch.Tensor) -> None:
+        """Hook the Trainer calls with every batch of views it makes (``Trainer.views_for_step``): the dataset
+        indices (long, on the method's device) of this process's rows of the views, in their order. Memory-bank
+        methods (NPID, PIRL) read and update their bank at them; nothing by default."""
 
     @staticmethod
     def check_views(views: list[torch.Tensor], n: int = 2) -> None:

@@ -16,10 +16,10 @@ from .config import (
 from .lars import LARS
 from .optim import build_optimizer
 from .schedule import WarmupCosine
-from .trainer import NonFiniteLossError, Trainer, TrainResult
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, TrainResult
 
 __all__ = [
     "LARS", "AugmentConfig", "Config", "DataConfig", "EvalConfig", "ModelConfig", "NonFiniteLossError",
-    "OptimConfig", "TrainConfig", "TrainResult", "Trainer", "WarmupCosine", "build_optimizer",
+    "OptimConfig", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted", "WarmupCosine", "build_optimizer",
     "load_checkpoint", "load_yaml", "parse_assignment", "save_checkpoint", "save_yaml",
 ]

@@ -3,18 +3,33 @@
 Keys are dotted paths (``optim.lr``, ``train.steps``, ``method.temperature``). ``method.*`` keys
 other than ``method.name`` are the chosen method's keyword arguments and are checked against its
 constructor; ``data.options.*`` are passed to ``causalcl.data.get_dataset``. Unknown keys raise a
-``ValueError`` naming the nearest valid key. YAML is read with ``yaml.safe_load`` only.
+``ValueError`` naming the nearest valid key.
+
+Every value is parsed to its field's declared type (``causalcl.train.typed``): ``1e-3`` and ``2E-4`` are
+numbers, ``1e2`` is the integer 100 for an ``int`` field, ``true``/``false`` are booleans, lists become tuples
+where the field is one; a value of the wrong type raises ``ValueError("optim.lr: expected a number, got
+'abc'")``. ``check_values`` then refuses values out of range (``train.log_every: expected an integer >= 1,
+got 0``). YAML is read with a ``yaml.SafeLoader`` subclass only (no Python tags); ``save_yaml`` writes
+atomically.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .files import atomic_write
+from .typed import YAML_LOADER, coerce, show
+
+#: the ``train.amp`` modes (autocast dtypes on GPU)
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass
@@ -146,7 +161,10 @@ class Config:
             if part not in names:
                 raise ValueError(_unknown_key(".".join(parts[: i + 1]), self))
             if last:
-                setattr(obj, part, _coerce(getattr(obj, part), value))
+                setattr(obj, part, coerce(dotted, _field_types(type(obj))[part], value))
+            elif not dataclasses.is_dataclass(getattr(obj, part)) and not isinstance(getattr(obj, part), dict):
+                raise ValueError(f"config key {'.'.join(parts[: i + 1])!r} is a value, not a section: "
+                                 f"{dotted!r} does not exist")
             else:
                 obj = getattr(obj, part)
 
@@ -185,14 +203,10 @@ def _is_dict_field(config: Config, dotted: str) -> bool:
     return isinstance(obj, dict)
 
 
-def _coerce(current: Any, value: Any) -> Any:
-    if isinstance(current, tuple) and isinstance(value, list):
-        return tuple(value)
-    if isinstance(current, bool) or current is None or isinstance(current, str):
-        return value
-    if isinstance(current, float) and isinstance(value, int):
-        return float(value)
-    return value
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved type annotations of a config dataclass (``int``, ``float | None``, ``tuple[float, float]``)."""
+    return typing.get_type_hints(cls)
 
 
 def _plain(value: Any) -> Any:
@@ -204,23 +218,95 @@ def _plain(value: Any) -> Any:
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` with the value read as YAML (``0.1`` → float, ``[1, 2]`` → list)."""
+    """Parse ``key=value`` with the value read as YAML (``0.1``, ``1e-3`` → float, ``[1, 2]`` → list)."""
     if "=" not in text:
         raise ValueError(f"--set: expected key=value, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    key = key.strip()
+    if not key:
+        raise ValueError(f"--set: expected key=value, got {text!r}")
+    if not raw.strip():
+        return key, None
+    try:
+        return key, yaml.load(raw, Loader=YAML_LOADER)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--set {key}: the value {raw!r} is not valid YAML ({_yaml_problem(exc)})") from None
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (``safe_load``); a missing file raises ``FileNotFoundError``."""
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: what went wrong and where (line, column)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}".replace("\n", " ")
+
+
+def load_yaml(path: str | Path, *, allow_empty: bool = True) -> dict[str, Any]:
+    """Read a YAML config file (a ``yaml.SafeLoader`` that also reads ``1e-3`` as a number).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for one that is not
+    valid YAML (a Python tag such as ``!!python/object`` included), not a mapping, or empty when
+    ``allow_empty`` is False."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} not found")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {str(path)!r} could not be read: {exc}") from None
+    try:
+        values = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(exc)}") from None
+    if values is None:
+        if not allow_empty:
+            raise ValueError(f"config file {str(path)!r} is empty")
+        return {}
     if not isinstance(values, dict):
-        raise ValueError(f"config file {str(path)!r}: expected a mapping at the top level")
+        raise ValueError(f"config file {str(path)!r}: expected a mapping at the top level, got {show(values)!r}")
     return values
 
 
 def save_yaml(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the config as YAML atomically (a temporary file in the same folder, fsync, ``os.replace``)."""
+    atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+
+
+def _check(key: str, value: Any, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}: expected {expected}, got {show(value)}")
+
+
+def check_values(config: Config) -> None:
+    """Refuse values of the right type but outside their range (``train.log_every=0``, ``--steps -5``), naming
+    the key, before anything is built or written."""
+    t, o, e = config.train, config.optim, config.eval
+    _check("train.steps", t.steps, t.steps >= 1, "an integer >= 1")
+    _check("train.epochs", t.epochs, t.epochs is None or t.epochs > 0, "a number > 0 (or null)")
+    _check("train.batch_size", t.batch_size, t.batch_size >= 2, "an integer >= 2")
+    _check("train.seed", t.seed, t.seed >= 0, "an integer >= 0")
+    _check("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 0, "an integer >= 0 (0 = at the end)")
+    _check("train.log_every", t.log_every, t.log_every >= 1, "an integer >= 1")
+    _check("train.time_limit_s", t.time_limit_s, t.time_limit_s is None or t.time_limit_s >= 0,
+           "seconds >= 0 (or null)")
+    _check("train.threads", t.threads, t.threads is None or t.threads >= 1, "an integer >= 1 (or null)")
+    _check("train.amp", t.amp, t.amp in AMP_MODES, f"one of {', '.join(AMP_MODES)}")
+    _check("train.ddp_views", t.ddp_views, t.ddp_views in ("global", "local"), "global or local")
+    _check("optim.lr", o.lr, o.lr > 0, "a number > 0")
+    _check("optim.momentum", o.momentum, 0 <= o.momentum < 1, "a number in [0, 1)")
+    _check("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, "a number >= 0")
+    _check("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, "an integer >= 0")
+    _check("optim.grad_clip", o.grad_clip, o.grad_clip is None or o.grad_clip > 0, "a number > 0 (or null)")
+    _check("data.image_size", config.data.image_size, config.data.image_size is None or config.data.image_size >= 16,
+           "an integer >= 16 (or null)")
+    _check("eval.knn_k", e.knn_k, e.knn_k >= 1, "an integer >= 1")
+    _check("eval.knn_temperature", e.knn_temperature, e.knn_temperature > 0, "a number > 0")
+    _check("eval.batch_size", e.batch_size, e.batch_size >= 1, "an integer >= 1")
+    _check("eval.fgbg_steps", e.fgbg_steps, e.fgbg_steps >= 0, "an integer >= 0 (0 = skip)")
+    _check("eval.fgbg_batch_size", e.fgbg_batch_size, e.fgbg_batch_size >= 2, "an integer >= 2")
+    _check("eval.robustness_images", e.robustness_images, e.robustness_images >= 1, "an integer >= 1")
+    _check("eval.cam_images", e.cam_images, e.cam_images >= 1, "an integer >= 1")
+    a = config.augment
+    for key in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "background_swap_p"):
+        value = getattr(a, key)
+        _check(f"augment.{key}", value, 0 <= value <= 1, "a probability in [0, 1]")

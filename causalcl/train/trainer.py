@@ -22,7 +22,8 @@ With batch norm synchronised and losses on the gathered global batch, the DDP-av
 the one-process gradient (``tests/causalcl/test_distributed.py`` checks loss and every gradient).
 Rank 0 alone writes the CSV/TensorBoard log and the checkpoint and shows the progress bar; every
 rank loads the checkpoint on resume (the output folder must be visible to every rank). Hooks
-(``make_views``, ``meta_step``, ``on_step_end``, ``encoder``) are called on the unwrapped method.
+(``make_views``, ``meta_step``, ``on_step_end``, ``encoder``, and ``bind_dataset`` / ``set_batch_indices``, which
+hand memory-bank methods the training-set size and each batch's item indices) are called on the unwrapped method.
 DDP averages the gradients of the parameters the Trainer's optimiser steps; trainable parameters
 outside ``optim_parameters()`` (meta-learners updated in ``meta_step``) are left to the method, which
 must average their gradients over ranks itself (``all_reduce_sum(g) / world_size()``).
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,24 +46,47 @@ from .. import distributed as dist_utils
 from ..losses import NonFiniteEmbeddingError
 from ..methods.base import Method
 from . import ddp
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .checkpoint import check_run_checkpoint, load_checkpoint, non_finite_tensor, save_checkpoint
+from .config import Config, check_values
+from .device import resolve_device
+from .files import remove_stale_temp_files
 from .log import CSVLog, TensorBoardLog
 from .malloc import keep_freed_memory
 from .optim import build_optimizer
+from .resume import check_same_run, constructor_defaults
 from .schedule import WarmupCosine
 
 #: a view function maps (images (B,3,H,W) in [0,1], batch indices, generator) to a list of views
 ViewFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], list[torch.Tensor]]
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; carries the step, the loss terms and the last good checkpoint."""
+def _where(checkpoint: Path | None, step: int | None) -> str:
+    if checkpoint is None:
+        return "this run has written no checkpoint yet"
+    return f"the last good checkpoint is {str(checkpoint)!r} (step {step})"
 
-    def __init__(self, step: int, terms: dict[str, object], checkpoint: Path | None) -> None:
-        self.step, self.terms, self.checkpoint = step, terms, checkpoint
-        where = f"the last good checkpoint is {str(checkpoint)!r}" if checkpoint else "no checkpoint was written yet"
-        super().__init__(f"non-finite loss at step {step}: terms {terms}; training stopped, {where}")
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; carries the step, the loss terms and the last good checkpoint.
+
+    "Last good" means written (or resumed from) by this run, with finite weights; never a file that merely
+    exists in the folder."""
+
+    def __init__(self, step: int, terms: dict[str, object], checkpoint: Path | None,
+                 checkpoint_step: int | None = None, what: str = "loss") -> None:
+        self.step, self.terms, self.checkpoint, self.checkpoint_step = step, terms, checkpoint, checkpoint_step
+        detail = f": terms {terms}" if what == "loss" else f" ({terms.get('weights')})"
+        super().__init__(f"non-finite {what} at step {step}{detail}; training stopped, "
+                         f"{_where(checkpoint, checkpoint_step)}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C while training (or diagnosing): the step reached and the last good checkpoint of this run."""
+
+    def __init__(self, step: int, checkpoint: Path | None, checkpoint_step: int | None,
+                 stage: str = "training") -> None:
+        self.step, self.checkpoint, self.checkpoint_step, self.stage = step, checkpoint, checkpoint_step, stage
+        super().__init__(f"interrupted (Ctrl-C) during {stage} at step {step}; {_where(checkpoint, checkpoint_step)}")
 
 
 @dataclass
@@ -96,6 +121,8 @@ class Trainer:
                  distributed: bool | None = None) -> None:
         self.config = config
         tc = config.train
+        check_values(config)
+        resolve_device(tc.device)  # a clear error for a device this machine does not have, before any set-up
         if distributed is None:
             distributed = ddp.launched_with_torchrun() or dist_utils.is_distributed()
         self.owns_process_group = ddp.setup(tc.device) if distributed else False
@@ -108,20 +135,16 @@ class Trainer:
         self.method = method.to(self.device)
         self.dataset = dataset
         self.view_fn = view_fn
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = Path(out_dir)  # created by fit(), after every check has passed
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         self.log_path = self.out_dir / "train_log.csv"
-        if tc.batch_size < 2:
-            raise ValueError(f"train.batch_size: expected at least 2, got {tc.batch_size}")
         if tc.batch_size % self.world_size:
             raise ValueError(f"train.batch_size: the global batch {tc.batch_size} must be divisible by the "
                              f"number of processes ({self.world_size})")
-        if tc.ddp_views not in ("global", "local"):
-            raise ValueError(f"train.ddp_views: expected 'global' or 'local', got {tc.ddp_views!r}")
         n = len(dataset)
         if n < tc.batch_size:
             raise ValueError(f"train.batch_size: {tc.batch_size} is larger than the training set ({n} items)")
+        self.method.bind_dataset(n)  # memory-bank methods (NPID, PIRL): one row per item, before DDP broadcasts
         self.steps_per_epoch = n // tc.batch_size
         self.total_steps = (
             max(1, round(tc.epochs * self.steps_per_epoch)) if tc.epochs is not None else int(tc.steps)
@@ -143,12 +166,15 @@ class Trainer:
         self.step = 0
         self._epoch_order: tuple[int, torch.Tensor] | None = None
         self.channels_last = config.model.channels_last
-        amp_types = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-        if tc.amp not in amp_types:
-            raise ValueError(f"train.amp: expected one of {list(amp_types)}, got {tc.amp!r}")
-        self.amp_dtype = amp_types[tc.amp]
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc.amp]
         # fp16 needs loss scaling; bf16 and fp32 do not (a disabled scaler is a pass-through)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.amp == "fp16")
+        # the last checkpoint this run wrote (or resumed from), with finite weights, and its step
+        self.last_good: Path | None = None
+        self.last_good_step: int | None = None
+        self.restored = False  # restore() has loaded the checkpoint (fit(resume=True) then does not load it again)
+        self.seconds_before = 0.0  # training seconds of the earlier parts of a resumed run
+        self._part_start: float | None = None
 
     # --- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -157,22 +183,95 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "total_steps": self.total_steps,
-                "rng": rng, "config": self.config.to_dict(), "method": self.method.name}
+                "rng": rng, "config": self.config.to_dict(), "method": self.method.name,
+                "train_seconds": self.train_seconds()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.method.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    def train_seconds(self) -> float:
+        """Seconds spent training this run, summed over every resumed part."""
+        part = time.perf_counter() - self._part_start if self._part_start is not None else 0.0
+        return self.seconds_before + part
+
+    def load_state_dict(self, state: dict, path: str | Path | None = None) -> None:
+        """Load a Trainer state; a model, optimiser or schedule that does not fit raises ``ValueError`` naming
+        ``path`` and what does not fit (missing or unexpected weights, wrong shapes)."""
+        where = f"checkpoint {str(path)!r}" if path is not None else "the checkpoint"
+        self._load_model(state["model"], where)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step = int(state["step"])
+            torch.set_rng_state(state["rng"]["torch"].cpu())
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ValueError(f"{where}: its optimiser, schedule or RNG state does not fit this run "
+                             f"(optim.name={self.config.optim.name!r}): {type(exc).__name__}: {reason}") from exc
+
+    def _load_model(self, weights: dict, where: str) -> None:
+        own = self.method.state_dict()
+        missing = [k for k in own if k not in weights]
+        unexpected = [k for k in weights if k not in own]
+        shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if isinstance(weights.get(k), torch.Tensor) and weights[k].shape != v.shape]
+        problems = [f"{label}: {_few(names)}" for label, names in
+                    (("missing weights", missing), ("unexpected weights", unexpected),
+                     ("wrong shapes (checkpoint vs model)", shapes)) if names]
+        if problems:
+            raise ValueError(f"{where} does not fit the {self.method.name!r} model on backbone "
+                             f"{self.config.model.backbone!r}: {'; '.join(problems)}")
+        self.method.load_state_dict(weights)
+
+    def restore(self) -> None:
+        """Load ``<out_dir>/checkpoint.pt`` to continue its run, after checking it is this run.
+
+        Refused with ``ValueError`` naming the file: a checkpoint that is not a Trainer state, holds non-finite
+        weights, holds another method or backbone (named), or was trained with other settings (each listed as
+        ``key: checkpoint → requested``; see ``causalcl.train.resume``). A different ``train.steps`` /
+        ``train.epochs`` re-plans the schedule (``WarmupCosine.replan``) with a note on stderr; fewer steps than
+        already trained is refused."""
+        path = self.checkpoint_path
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {str(path)!r}")
+        state = check_run_checkpoint(load_checkpoint(path, map_location=self.device), path)
+        self._check_same_run(state, path)
+        planned = int(state["total_steps"])
+        self.load_state_dict(state, path)
+        if self.step > self.total_steps:
+            raise ValueError(f"train.steps: the run in {str(self.out_dir)!r} has already trained {self.step} steps; "
+                             f"it cannot be shortened to {self.total_steps} (ask for at least {self.step})")
+        if planned != self.total_steps:
+            self._replan(planned)
+        self.last_good, self.last_good_step = path, self.step
+        self.seconds_before = float(state.get("train_seconds", 0.0))
+        self.restored = True
+
+    def _check_same_run(self, state: dict, path: Path) -> None:
+        check_same_run(path, state["method"], state["config"], self.config.to_dict(),
+                       constructor_defaults(type(self.method)))
+
+    def _replan(self, planned: int) -> None:
+        before = self.scheduler.get_last_lr()[0]
+        self.scheduler.replan(self.total_steps, self.config.optim.warmup_steps)
+        if self.rank == 0:
+            print(f"note: --resume: the run planned for {planned} steps now runs to {self.total_steps}; from step "
+                  f"{self.step + 1} on, the warm-up + cosine schedule follows the curve planned for "
+                  f"{self.total_steps} steps (lr {before:.3g} → {self.scheduler.get_last_lr()[0]:.3g}), "
+                  "see causalcl.train.schedule.WarmupCosine.replan", file=sys.stderr)
 
     def save(self) -> Path:
-        """Rank 0 writes the checkpoint (atomically); every rank waits for it."""
+        """Rank 0 writes the checkpoint (atomically); every rank waits for it.
+
+        Weights that are no longer finite are never written: ``NonFiniteLossError`` names the last good
+        checkpoint instead."""
+        bad = non_finite_tensor(self.method.state_dict())
+        if bad is not None:
+            raise NonFiniteLossError(self.step, {"weights": f"NaN/inf in {bad!r}"}, self.last_good,
+                                     self.last_good_step, what="weights")
         if self.rank == 0:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
         ddp.barrier()
+        self.last_good, self.last_good_step = self.checkpoint_path, self.step
         return self.checkpoint_path
 
     # --- data --------------------------------------------------------------------------------
@@ -205,6 +304,8 @@ class Trainer:
                 raise ValueError(f"view function: under DDP every view must hold one row per image of the batch "
                                  f"({len(indices)}), got {[v.shape[0] for v in views]}")
             views = [v[self.local_slice()] for v in views]
+        rows = indices[self.local_slice()] if self.distributed and not local else indices
+        self.method.set_batch_indices(torch.as_tensor(rows, dtype=torch.long).to(self.device))
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return views
@@ -214,12 +315,12 @@ class Trainer:
         """Forward (through DDP when distributed), checks, ``zero_grad`` and backward; returns the terms."""
         self.method.train()
         autocast = self._autocast()
-        last = self.checkpoint_path if self.checkpoint_path.is_file() else None
+        last = (self.last_good, self.last_good_step)
         try:
             with autocast:
                 out = self.model(views)
         except NonFiniteEmbeddingError as exc:  # the loss refused NaN/inf embeddings
-            raise NonFiniteLossError(self.step + 1, {"loss": float("nan"), "error": str(exc)}, last) from exc
+            raise NonFiniteLossError(self.step + 1, {"loss": float("nan"), "error": str(exc)}, *last) from exc
         except RuntimeError as exc:
             if self.distributed and "find_unused_parameters" in str(exc):
                 raise ValueError(f"method {self.method.name!r} leaves some trainable parameters out of the loss "
@@ -229,7 +330,7 @@ class Trainer:
         terms = {k: float(v.detach().float()) for k, v in out.items()
                  if isinstance(v, torch.Tensor) and v.ndim == 0}
         if not math.isfinite(terms["loss"]):
-            raise NonFiniteLossError(self.step + 1, terms, last)
+            raise NonFiniteLossError(self.step + 1, terms, *last)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         return terms
@@ -268,15 +369,43 @@ class Trainer:
                 ddp.teardown()
                 self.model, self.owns_process_group = self.method, False
 
+    def _prepare_folder(self, resume: bool) -> None:
+        """Rank 0: create the output folder, clear unfinished checkpoint writes, and say so when a new run
+        replaces an earlier one's log and checkpoint."""
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ValueError(f"output folder {str(self.out_dir)!r} is a file, not a folder")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temp_files(self.checkpoint_path)
+        if stale:
+            print(f"note: removed {len(stale)} unfinished checkpoint write(s) that an interrupted run left in "
+                  f"{str(self.out_dir)!r}", file=sys.stderr)
+        earlier = [p for p in (self.log_path, self.checkpoint_path) if p.exists()]
+        if not resume and earlier:
+            print(f"note: {str(self.out_dir)!r} holds an earlier run ({', '.join(p.name for p in earlier)}); this new "
+                  "run replaces it (use --resume to continue that run instead)", file=sys.stderr)
+            self.checkpoint_path.unlink(missing_ok=True)
+
     def _fit(self, resume: bool) -> TrainResult:
         tc = self.config.train
         main = self.rank == 0
-        if resume:  # every rank loads the same checkpoint
-            if not self.checkpoint_path.is_file():
-                raise FileNotFoundError(f"--resume: no checkpoint at {str(self.checkpoint_path)!r}")
-            self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        if resume and not self.restored:  # every rank loads the same checkpoint
+            self.restore()
+        if main:
+            self._prepare_folder(resume)
+        ddp.barrier()  # the folder exists before any rank writes to it
         log = CSVLog(self.log_path, resume_step=self.step if resume else None) if main else None
         board = TensorBoardLog(self.out_dir / "tensorboard") if tc.tensorboard and main else None
+        self._part_start = time.perf_counter()
+        try:
+            return self._loop(log, board)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self.step, self.last_good, self.last_good_step) from None
+        finally:  # this part's seconds join the earlier parts' (a later fit() counts on from here)
+            self.seconds_before, self._part_start = self.train_seconds(), None
+
+    def _loop(self, log: CSVLog | None, board: TensorBoardLog | None) -> TrainResult:
+        tc = self.config.train
+        main = self.rank == 0
         start, stopped_early = time.perf_counter(), False
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method.name}", unit="step",
                    dynamic_ncols=True, disable=None if main else True)
@@ -301,5 +430,10 @@ class Trainer:
         if board is not None:
             board.close()
         self.save()
-        return TrainResult(self.step, self.total_steps, time.perf_counter() - start, self.checkpoint_path,
+        return TrainResult(self.step, self.total_steps, self.train_seconds(), self.checkpoint_path,
                            self.log_path, stopped_early)
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more

@@ -106,25 +106,48 @@ def _size_tuple(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     raise ValueError(f"size: expected a positive int, an (height, width) pair or None, got {size!r}")
 
 
+def _image_hw(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header; errors name the file."""
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"image file {path} could not be read: {exc}") from exc
+
+
 def _load_image(path: Path, size: tuple[int, int] | None) -> torch.Tensor:
     """RGB image as float (3, H, W) in [0, 1], bilinearly resized to ``size`` = (H, W) when given."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"image file {path} could not be read: {exc}") from exc
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
 
 
-def _load_mask(path: Path, size: tuple[int, int] | None) -> torch.Tensor:
-    """Boolean (H, W) mask from a .npy array (nonzero = foreground), nearest-neighbour resized to ``size``."""
-    arr = np.load(path, allow_pickle=False)
+def _load_mask(path: Path, size: tuple[int, int] | None, image_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """Boolean (H, W) mask from a .npy array (nonzero = foreground), nearest-neighbour resized to ``size``.
+
+    ``image_hw``: the (height, width) of the mask's image file; a mask of another size is refused (it would be
+    resized onto the wrong pixels). Every error names the file."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"mask file {path} could not be read as a .npy array: {exc}") from exc
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise ValueError(f"mask file {path}: expected a numeric or boolean array, got {getattr(arr, 'dtype', arr)}")
     if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
         arr = (arr != 0).any(axis=-1)  # (H, W, C)
     elif arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
         arr = (arr != 0).any(axis=0)  # (C, H, W)
     if arr.ndim != 2:
         raise ValueError(f"mask file {path}: expected a 2-D (H, W) array, got shape {arr.shape}")
+    if image_hw is not None and arr.shape != tuple(image_hw):
+        raise ValueError(f"mask file {path}: shape {arr.shape} does not match its image's (height, width) "
+                         f"{tuple(image_hw)}")
     mask = arr != 0
     if size is not None and mask.shape != size:
         im = Image.fromarray(mask.astype(np.uint8) * 255).resize((size[1], size[0]), Image.NEAREST)
@@ -199,7 +222,7 @@ class ImageNet9(Dataset):
         path, label = self.samples[index]
         item: dict[str, Any] = {"image": _load_image(path, self.size), "label": label}
         if self.mask_paths is not None:
-            mask = _load_mask(self.mask_paths[index], self.size)
+            mask = _load_mask(self.mask_paths[index], self.size, _image_hw(path))
             if mask.shape != item["image"].shape[1:]:
                 raise ValueError(
                     f"masks: {self.mask_paths[index]} has shape {tuple(mask.shape)}, expected "

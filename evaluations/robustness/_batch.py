@@ -19,8 +19,8 @@ from .._validate import check_int
 from .params import CORRUPTIONS
 
 __all__ = [
-    "MIN_SIDE", "check_name", "check_severity", "image_rngs", "per_image_uint8", "resolve_preset", "standard_normal",
-    "tensor_restorer", "to_planes", "uniform",
+    "MIN_SIDE", "check_images", "check_name", "check_severity", "image_rngs", "per_image_uint8", "resolve_preset",
+    "standard_normal", "tensor_restorer", "to_planes", "uniform",
 ]
 
 MIN_SIDE = 16
@@ -119,6 +119,27 @@ def _check_tensor(images: torch.Tensor, name: str) -> torch.Tensor:
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: float images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
     return planes
+
+
+def check_images(images: torch.Tensor, name: str = "images", *, offset: int = 0, chunk: int = 1024) -> None:
+    """Check every image of a float (N, 3, H, W) tensor (dtype, layout, channels, size, finite, in [0, 1]) in
+    chunks of ``chunk`` images, so a large set needs no float32 copy of its own; the message of a bad value
+    names the first bad image (its index plus ``offset``)."""
+    if not isinstance(images, torch.Tensor):
+        raise _bad_type(images, name)
+    if images.dim() != 4 or images.shape[0] == 0:
+        _check_tensor(images, name)  # raises the layout error
+    for start in range(0, int(images.shape[0]), chunk):
+        part = images[start:start + chunk]
+        try:
+            _check_tensor(part, name)
+        except ValueError as exc:
+            if not part.is_floating_point():
+                raise
+            flat = part.detach().to("cpu", torch.float32).flatten(1)
+            bad = (~(torch.isfinite(flat) & (flat >= 0) & (flat <= 1))).any(dim=1).nonzero()
+            where = f" (first at image {offset + start + int(bad[0, 0])})" if len(bad) else ""
+            raise ValueError(f"{exc}{where}") from None
 
 
 def _check_array(images: np.ndarray, name: str) -> tuple[np.ndarray, bool]:

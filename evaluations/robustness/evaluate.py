@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validate import as_labels, check_int
-from ._batch import check_name, check_severity, resolve_preset, to_planes
+from ._batch import check_images, check_name, check_severity, resolve_preset, to_planes
 from .alexnet import ALEXNET_ERRORS
 from .corruptions import corrupt
 from .metrics import mce as _mce
@@ -121,7 +121,7 @@ class _Source:
                     f"data: expected (images, labels) with images a float tensor (N, 3, H, W), got "
                     f"{type(images).__name__}"
                 )
-            to_planes(images[:1], "data images")  # validates dtype, layout, channels, size
+            check_images(images, "data images")  # every image: dtype, layout, channels, size, finite, in [0, 1]
             self.images: torch.Tensor | None = images.detach()
             self.labels = as_labels(labels, "data labels", n=int(images.shape[0]))
             self.dataset = None
@@ -165,6 +165,7 @@ class _Source:
             else:
                 items = [self._item(i) for i in range(start, stop)]
                 imgs = torch.stack([im for im, _ in items])
+                check_images(imgs, "data images", offset=start)  # dataset items are checked as they are read
                 labs = as_labels(torch.tensor([lab for _, lab in items]), "data labels")
                 yield start, imgs, labs
 
@@ -182,14 +183,29 @@ def _model_device(model: nn.Module, device: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's parameters (float32 when it has none): images are fed in it."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
 def _count_wrong(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                  logit_mask: torch.Tensor | None) -> int:
-    logits = model(images.to(device, torch.float32))
+    logits = model(images.to(device, _model_dtype(model)))
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != images.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"model: expected logits of shape (N, num_classes) for N={images.shape[0]}, got {shape}")
     if logit_mask is not None:
+        if logit_mask.numel() != logits.shape[1]:
+            raise ValueError(f"logit_mask: expected one entry per logit ({logits.shape[1]}), got {logit_mask.numel()}")
         logits = logits[:, logit_mask.to(logits.device)]
+    n_classes = logits.shape[1]
+    top = int(labels.max())
+    if top >= n_classes:
+        raise ValueError(f"data labels: class labels must lie in [0, {n_classes}) — the model outputs {n_classes} "
+                         f"{'kept ' if logit_mask is not None else ''}logits — found {top}")
     pred = logits.argmax(dim=1).cpu()
     return int((pred != labels).sum())
 

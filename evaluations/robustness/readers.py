@@ -85,10 +85,12 @@ def _class_folders(root: Path, what: str, layout: str, wnids: Sequence[str] | No
     for folder in folders:
         if folder.name not in index:
             raise ValueError(f"wnids: class folder {folder.name!r} of {root} is not in the given wnid list")
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.suffix.lower() in _IMAGE_EXT:
-                files.append(f)
-                targets.append(index[folder.name])
+        found = [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in _IMAGE_EXT]
+        if not found and wnids is None:  # it would become a class that no image has (torchvision refuses it too)
+            raise FileNotFoundError(f"{what}: class folder {folder} holds no image files (*.JPEG, *.jpg, *.png); "
+                                    f"remove it or add its images; expected the layout {layout}")
+        files.extend(found)
+        targets.extend([index[folder.name]] * len(found))
     if not files:
         raise FileNotFoundError(f"{what}: no image files (*.JPEG, *.jpg, *.png) under {root}; expected the "
                                 f"layout {layout}")
@@ -151,6 +153,20 @@ def imagenet_r_logit_mask(all_wnids_sorted: Sequence[str], r_wnids: Sequence[str
     return torch.tensor([w in r for w in all_w], dtype=torch.bool)
 
 
+def _check_cifar_labels(labels: np.ndarray, path: Path, num_classes: int = 10) -> None:
+    """CIFAR-10 class labels: whole numbers in [0, 10); else ``ValueError`` naming the file and a bad value."""
+    if labels.dtype.kind not in "iuf":
+        raise ValueError(f"CIFAR-10-C: {path} holds {labels.dtype} labels; expected integer class labels in "
+                         f"[0, {num_classes})")
+    values = np.asarray(labels)
+    bad = ~np.isfinite(values) | (values < 0) | (values >= num_classes) | (values != np.round(values)) \
+        if labels.dtype.kind == "f" else (values < 0) | (values >= num_classes)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"CIFAR-10-C: {path} holds the label {values[first].item()!r} at row {first}; expected "
+                         f"integer class labels in [0, {num_classes})")
+
+
 def read_cifar10_c(root: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10-C rows of one corruption and severity: ``(images float (n, 3, 32, 32) in [0, 1], labels long)``.
 
@@ -176,6 +192,7 @@ def read_cifar10_c(root: str | Path, corruption: str, severity: int) -> tuple[to
     if labels.ndim != 1 or labels.shape[0] != arr.shape[0]:
         raise FileNotFoundError(f"CIFAR-10-C: {f_lab} holds shape {labels.shape}; expected ({arr.shape[0]},) labels, "
                                 f"layout {CIFAR10_C_LAYOUT}")
+    _check_cifar_labels(labels, f_lab)
     n = arr.shape[0] // 5
     rows = slice((sev - 1) * n, sev * n)
     images = torch.from_numpy(np.ascontiguousarray(arr[rows]).transpose(0, 3, 1, 2).copy()).float().div_(255.0)

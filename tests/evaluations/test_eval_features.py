@@ -159,3 +159,23 @@ def test_numpy_labels_in_dict_items():
     ds = [{"image": images[i], "label": np.int64(labels[i])} for i in range(6)]
     feats = extract_features(_encoder(), ds, batch_size=4)
     assert torch.equal(feats.y, labels)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_images_of_another_float_dtype_meet_the_model_in_its_dtype(dtype):
+    encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    images = torch.rand(6, 3, 8, 8)
+    expected = extract_features(encoder, images).x
+    got = extract_features(encoder, images.to(dtype)).x
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=0.05)
+
+
+def test_a_dtype_mismatch_in_a_callable_says_dtype():
+    weight = torch.randn(4, 3, 3, 3)
+
+    def encoder(x):
+        return torch.nn.functional.conv2d(x, weight).mean(dim=(2, 3))
+
+    with pytest.raises(ValueError, match=r"dtype torch.float64 \(check the channel count, image size and dtype"):
+        extract_features(encoder, torch.rand(2, 3, 8, 8, dtype=torch.float64))

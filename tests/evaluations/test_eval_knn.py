@@ -175,3 +175,16 @@ def test_bad_test_labels_raise():
         knn_accuracy(_TX, _TY, _QX, _QY[:5], k=5)
     with pytest.raises(ValueError, match="test_y"):
         knn_accuracy(_TX, _TY, _QX, -torch.ones(10, dtype=torch.long), k=5)
+
+
+def test_huge_label_values_cost_no_memory():
+    """A label 1e9 (allowed: labels only need to be >= 0) must not allocate 1e9 score columns."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 8, generator=g)
+    y = torch.arange(60) % 3
+    big = torch.where(y == 2, torch.tensor(10**9), y)
+    assert torch.equal(knn_predict(x, big, x, k=5), torch.where(knn_predict(x, y, x, k=5) == 2, 10**9,
+                                                                 knn_predict(x, y, x, k=5)))
+    assert knn_accuracy(x, big, x, big, k=5) == knn_accuracy(x, y, x, y, k=5)
+    with pytest.raises(ValueError, match=r"train_y: class labels must lie in \[0, 5\)"):
+        knn_predict(x, big, x, k=5, num_classes=5)

@@ -142,3 +142,22 @@ def test_plot_spectrum_draws_one_line_per_name():
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_rankme_of_one_row_is_one():
+    assert rankme(torch.randn(1, 8)) == pytest.approx(1.0, abs=1e-6)
+    assert rankme(np.ones((1, 1))) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_huge_and_tiny_float64_features(scale):
+    z = torch.randn(60, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert rankme(z * scale) == pytest.approx(rankme(z), rel=1e-9)
+    assert torch.allclose(singular_spectrum(z * scale), singular_spectrum(z), rtol=1e-9, atol=0)
+    assert alpha_req(z * scale, fit_range=(1, 6)) == pytest.approx(alpha_req(z, fit_range=(1, 6)), rel=1e-6)
+
+
+def test_an_overflowing_covariance_names_z():
+    z = torch.randn(60, 8, dtype=torch.float64) * 1e200
+    with pytest.raises(ValueError, match="z: the covariance of features as large as .* overflows float64"):
+        singular_spectrum(z, normalize=False)

@@ -162,3 +162,21 @@ def test_worst_group_accuracy_by_hand():
         worst_group_accuracy(preds, y, place[:-1])
     with pytest.raises(ValueError, match="y"):
         worst_group_accuracy(preds, y + 1, place)
+
+
+def test_imagenet9_mask_errors_name_the_file(tmp_path):
+    _fake_in9(tmp_path)
+    mask = tmp_path / "fg_mask" / "val" / IN9_CLASSES[0] / "img_0_0.npy"
+    mask.write_bytes(b"not a numpy file")
+    with pytest.raises(ValueError, match=rf"mask file {mask} could not be read"):
+        ImageNet9(tmp_path, size=None)[0]
+    np.save(mask, np.zeros((5, 5), dtype=np.uint8))  # not its image's 10 x 12
+    with pytest.raises(ValueError, match=rf"mask file {mask}: shape \(5, 5\) does not match its image's"):
+        ImageNet9(tmp_path, size=8)[0]
+    np.save(mask, np.zeros((2, 10, 12), dtype=np.uint8))
+    with pytest.raises(ValueError, match=rf"mask file {mask}: expected a 2-D"):
+        ImageNet9(tmp_path, size=8)[0]
+    image = tmp_path / "original" / "val" / IN9_CLASSES[0] / "img_0_0.JPEG"
+    image.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=rf"image file {image} could not be read"):
+        ImageNet9(tmp_path, size=8)[0]

@@ -124,3 +124,50 @@ def test_bad_arguments():
         corruption_errors(model, [], progress=False)
     with pytest.raises(ValueError, match="logits"):
         corruption_errors(nn.Identity(), (images, labels), corruptions=["fog"], progress=False)
+
+
+class _DictSet(torch.utils.data.Dataset):
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "label": int(self.labels[i])}
+
+
+@pytest.mark.parametrize("form", ["tuple", "dataset"])
+@pytest.mark.parametrize("fn", ["top1_error", "corruption_errors"])
+def test_every_image_is_checked_not_only_the_first(fn, form):
+    images, labels = _data(8, 16)
+    images[5, 1, 2, 3] = float("nan")
+    data = (images, labels) if form == "tuple" else _DictSet(images, labels)
+    call = {"top1_error": lambda: top1_error(Memoriser(images.nan_to_num()), data, batch_size=3),
+            "corruption_errors": lambda: corruption_errors(Memoriser(images.nan_to_num()), data,
+                                                           corruptions=["contrast"], severities=[1],
+                                                           batch_size=3, progress=False)}[fn]
+    with pytest.raises(ValueError, match=r"data images: expected finite values.*\(first at image 5\)"):
+        call()
+    images[5, 1, 2, 3] = 1.5
+    with pytest.raises(ValueError, match=r"data images: float images must lie in \[0, 1\].*\(first at image 5\)"):
+        call()
+
+
+@pytest.mark.parametrize("fn", ["top1_error", "corruption_errors"])
+def test_labels_are_checked_against_the_logits(fn):
+    images, _ = _data(4, 16)
+    labels = torch.tensor([0, 1, 2, 7])  # the model has 4 classes
+    call = {"top1_error": lambda: top1_error(Memoriser(images), (images, labels)),
+            "corruption_errors": lambda: corruption_errors(Memoriser(images), (images, labels),
+                                                           corruptions=["contrast"], progress=False)}[fn]
+    with pytest.raises(ValueError, match=r"data labels: class labels must lie in \[0, 4\) .*found 7"):
+        call()
+
+
+def test_a_float64_model_is_fed_float64_images():
+    images, labels = _data(4, 16)
+    model = Memoriser(images).double()
+    result = corruption_errors(model, (images, labels), corruptions=["contrast"], severities=[1], progress=False)
+    assert result.clean_error == 0.0
+    assert top1_error(model, (images, labels)) == 0.0

@@ -120,3 +120,21 @@ def test_logit_mask_bad_inputs():
         imagenet_r_logit_mask(["n1", "n2"], ["n3"])
     with pytest.raises(ValueError, match="empty"):
         imagenet_r_logit_mask([], ["n1"])
+
+
+@pytest.mark.parametrize(("labels", "shown"), [(np.array([0, 1, 2, -5, 3]), "-5"),
+                                               (np.array([0, 1, 10**9, 2, 3]), "1000000000"),
+                                               (np.array([0.0, 1.5, 2, 3, 4]), "1.5")])
+def test_cifar10_c_labels_must_be_classes_0_to_9(tmp_path, labels, shown):
+    np.save(tmp_path / "fog.npy", np.zeros((5, 32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "labels.npy", labels)
+    with pytest.raises(ValueError, match=rf"labels\.npy holds the label {shown}.* expected integer class labels "
+                                         r"in \[0, 10\)"):
+        read_cifar10_c(tmp_path, "fog", 1)
+
+
+def test_an_empty_class_folder_is_not_a_class(tmp_path):
+    _write_jpeg(tmp_path / "n01443537" / "art_0.jpg", 30)
+    (tmp_path / "n01484850").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"class folder .*n01484850 holds no image files"):
+        read_imagenet_r(tmp_path)
