@@ -15,20 +15,31 @@ from torch import Tensor
 from ._common import NonFiniteEmbeddingError
 from .align_uniform import align_uniform, alignment, uniformity
 from .barlow_twins import barlow_twins_loss, barlow_twins_terms, cross_correlation
+from .clsa import clsa_ddm_loss
+from .cpc import cpc_loss
 from .cross_view import cross_view_info_nce
 from .debiased import debiased_info_nce, hard_info_nce
 from .decoupled import decoupled_info_nce, decoupled_weighted_info_nce
+from .dgi import dgi_loss, dgi_readout, dgi_scores
+from .dim import dim_loss, dim_scores
 from .hard_threshold import hard_threshold_info_nce
+from .hsic import hsic, kernel_matrix, ssl_hsic_loss, ssl_hsic_terms
 from .infonce import info_nce
+from .instance import instance_nce, instance_nce_normalizer, instance_softmax
+from .lmcl import distance_polarization, lmcl_loss
 from .looc import looc_loss, looc_space_loss
 from .moco import info_nce_queue
 from .msr import msr_log_conditionals, msr_loss, uniformity_of_strata
+from .nnclr import nearest_neighbours, nnclr_loss
 from .oucl import margin_injection, oucl, oucl_from_scores, pair_scores
 from .regression import byol_loss, negative_cosine
 from .relic import relic_kl, relic_logits, relic_loss, relic_terms
 from .ressl import ressl_loss
-from .swav import sinkhorn_knopp, swav_loss
+from .rotation import rotation_loss
+from .swav import prototype_log_probs, sinkhorn_knopp, swav_loss
+from .taco import taco_loss, taco_terms
 from .triplet import triplet
+from .variants import VARIANT_LOSSES, cross_view_variant_loss, queue_variant_loss, variant_options
 from .wmse import WhiteningError, whiten, wmse_loss
 
 SIMCLR_LOSSES: dict[str, Callable[..., Tensor]] = {
@@ -59,6 +70,7 @@ def get_simclr_loss(name: str) -> Callable[..., Tensor]:
 
 __all__ = [
     "SIMCLR_LOSSES",
+    "VARIANT_LOSSES",
     "NonFiniteEmbeddingError",
     "WhiteningError",
     "align_uniform",
@@ -66,35 +78,60 @@ __all__ = [
     "barlow_twins_loss",
     "barlow_twins_terms",
     "byol_loss",
+    "clsa_ddm_loss",
+    "cpc_loss",
     "cross_correlation",
     "cross_view_info_nce",
+    "cross_view_variant_loss",
     "debiased_info_nce",
     "decoupled_info_nce",
     "decoupled_weighted_info_nce",
+    "dgi_loss",
+    "dgi_readout",
+    "dgi_scores",
+    "dim_loss",
+    "dim_scores",
+    "distance_polarization",
     "get_simclr_loss",
     "hard_info_nce",
     "hard_threshold_info_nce",
+    "hsic",
     "info_nce",
     "info_nce_queue",
+    "instance_nce",
+    "instance_nce_normalizer",
+    "instance_softmax",
+    "kernel_matrix",
+    "lmcl_loss",
     "looc_loss",
     "looc_space_loss",
     "margin_injection",
     "msr_log_conditionals",
     "msr_loss",
+    "nearest_neighbours",
     "negative_cosine",
+    "nnclr_loss",
     "oucl",
     "oucl_from_scores",
     "pair_scores",
+    "prototype_log_probs",
+    "queue_variant_loss",
     "relic_kl",
     "relic_logits",
     "relic_loss",
     "relic_terms",
     "ressl_loss",
+    "rotation_loss",
     "sinkhorn_knopp",
+    "ssl_hsic_loss",
+    "ssl_hsic_terms",
     "swav_loss",
+    "taco_loss",
+    "taco_terms",
     "triplet",
     "uniformity",
     "uniformity_of_strata",
+    "variant_options",
     "whiten",
     "wmse_loss",
 ]

@@ -33,6 +33,20 @@ def info_nce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2
     Raises:
         ValueError: bad shapes/dtypes/devices, non-finite inputs or temperature <= 0.
     """
+    check_queue_inputs(q, k, queue)
+    t = check_temperature(temperature)
+    qn = normalize(q)
+    kn = normalize(k.detach())
+    negatives = normalize(queue.detach().to(q.dtype))
+    positive = (qn * kn).sum(dim=1, keepdim=True)
+    logits = torch.cat([positive, qn @ negatives.T], dim=1) / t
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def check_queue_inputs(q: Tensor, k: Tensor, queue: Tensor) -> None:
+    """``ValueError`` naming the argument unless q, k are finite floating (N, D) tensors of one shape, dtype and
+    device, and ``queue`` a finite floating (K, D) tensor, K >= 1, on that device (``NonFiniteEmbeddingError``
+    for NaN/inf)."""
     check_embeddings(q, "q")
     check_embeddings(k, "k")
     if k.shape != q.shape:
@@ -50,10 +64,3 @@ def info_nce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2
         raise ValueError(f"queue must be on the same device as q, got {queue.device} vs {q.device}")
     if not _is_compiling() and not bool(torch.isfinite(queue).all()):
         raise NonFiniteEmbeddingError("queue contains NaN or infinite values")
-    t = check_temperature(temperature)
-    qn = normalize(q)
-    kn = normalize(k.detach())
-    negatives = normalize(queue.detach().to(q.dtype))
-    positive = (qn * kn).sum(dim=1, keepdim=True)
-    logits = torch.cat([positive, qn @ negatives.T], dim=1) / t
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
