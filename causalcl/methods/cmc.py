@@ -7,7 +7,17 @@ L(L → ab) + L(ab → L), here in its in-batch softmax form (``causalcl.losses.
 
     L = 1/(2N) Σ_i [ −log softmax_k(u_i·v_k / τ)_i − log softmax_k(v_i·u_k / τ)_i ],
 
-each anchor against the N embeddings of the other view. The paper draws its K negatives from a
+each anchor against the N embeddings of the other view. ``loss=`` swaps in any loss of the SimCLR family
+on these cross-view candidates (``causalcl.losses.variants.cross_view_variant_loss``, ``loss_options``
+passed through, τ the method's ``temperature``), e.g. the seed rows "CMC + Debiased" and "CMC + Hard" of
+MetAug's table: with s⁺ = u_i·v_i and the M = N − 1 negatives s_ik = u_i·v_k (k ≠ i), and likewise from v_i,
+
+    debiased   ℓ = −log( e^{s⁺/τ} / (e^{s⁺/τ} + Ng) ),  Ng = max{(Σ_k e^{s_ik/τ} − τ⁺·M·e^{s⁺/τ})/(1 − τ⁺), M·e^{−1/τ}}
+    hard       the same with Σ_k e^{s_ik/τ} → M·Σ_k w_ik e^{s_ik/τ},  w_ik = softmax_k(β·s_ik/τ)   (HCL)
+
+(dcl, dclw, hard_threshold, triplet likewise; align_uniform is SimCLR's), averaged over the 2N anchors.
+MetAug does not say how its rows were run (its code, built on CMC's, uses a memory bank); here the negatives
+are the in-batch ones, as for ``infonce``. The paper draws its K negatives from a
 memory bank (NCE or a K+1-way softmax, K = 16384); this in-batch form needs no bank, works under
 DDP on the gathered global batch, and is what the mean of the two directions becomes for K = N − 1.
 
@@ -27,7 +37,8 @@ augmentation per image and passes it as both views; ``same_crop=False`` takes L 
 from view 2 (two independent crops). Grayscale augmentation empties the ab view, so ``make_views``
 switches it off unless ``keep_grayscale=True``.
 
-Defaults: τ = 0.07 (the paper's), a linear head to 128 per view (``projector=(128,)``).
+Defaults: τ = 0.07 (the paper's), loss ``infonce``, a linear head to 128 per view (``projector=(128,)``;
+with hidden widths each hidden layer has BatchNorm unless ``projector_bn=False``).
 ``embed_views(views) -> (z_L, z_ab)`` returns the unit projections (MetAug builds on it).
 """
 
@@ -35,14 +46,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distributed import gather
-from ..losses import cross_view_info_nce
 from ..losses._common import check_temperature
+from ..losses.variants import cross_view_variant_loss, variant_options
 from ..models.heads import MLPHead
 from .base import Method
 
@@ -125,6 +137,9 @@ class CMC(Method):
         projector: widths of each view's head after its encoder width (default one Linear to 128).
         same_crop: L and ab from the same augmented image (CMC) instead of two independent crops.
         keep_grayscale: keep the augmentation's grayscale step (off by default: it empties ab).
+        loss: one of ``causalcl.losses.SIMCLR_LOSSES``' names, on the cross-view candidates.
+        loss_options: extra keyword arguments of that loss (e.g. ``{"tau_plus": 0.1}``).
+        projector_bn: BatchNorm on the heads' hidden layers (none with the default linear head).
     """
 
     name = "cmc"
@@ -132,16 +147,19 @@ class CMC(Method):
     interventional_refusal = None
 
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.07, projector: Sequence[int] = (128,),
-                 same_crop: bool = True, keep_grayscale: bool = False) -> None:
+                 same_crop: bool = True, keep_grayscale: bool = False, loss: str = "infonce",
+                 loss_options: dict[str, Any] | None = None, projector_bn: bool = True) -> None:
         super().__init__(backbone)
         self.temperature = check_temperature(temperature)
+        self.loss_name = loss
+        self.loss_options = variant_options(loss, loss_options, self.temperature, layout="cross_view")
         self.same_crop, self.keep_grayscale = bool(same_crop), bool(keep_grayscale)
         encoder_ab = rebuild_first_conv(copy.deepcopy(backbone), 2)
         encoder_l = rebuild_first_conv(backbone, 1)
         self.backbone = LabEncoder(encoder_l, encoder_ab)
         self.feature_dim = self.backbone.feature_dim
-        self.projector_l = MLPHead([self.backbone.dim_l, *projector])
-        self.projector_ab = MLPHead([self.backbone.dim_ab, *projector])
+        self.projector_l = MLPHead([self.backbone.dim_l, *projector], hidden_bn=projector_bn)
+        self.projector_ab = MLPHead([self.backbone.dim_ab, *projector], hidden_bn=projector_bn)
 
     def make_views(self, augment: Callable[..., Tensor], images: Tensor,
                    generator: torch.Generator | None = None) -> list[Tensor]:
@@ -163,5 +181,5 @@ class CMC(Method):
 
     def forward(self, views: list[Tensor]) -> dict[str, Tensor]:
         z_l, z_ab = self.embed_views(views)
-        loss = cross_view_info_nce(gather(z_l), gather(z_ab), temperature=self.temperature)
+        loss = cross_view_variant_loss(gather(z_l), gather(z_ab), self.loss_name, **self.loss_options)
         return {"loss": loss, "embeddings": [z_l, z_ab]}

@@ -3,7 +3,8 @@
 * ``frozen_copy(module)``: a deep copy with ``requires_grad=False`` (the target/key network).
 * ``ema_update_(target, online, m)``: θ_t ← m·θ_t + (1 − m)·θ_o for parameters; buffers (BN running
   statistics) are copied from the online network, as in BYOL's and MoCo's official code.
-* ``cosine_momentum(base, step, total)``: BYOL's schedule m = 1 − (1 − base)·(cos(πk/K) + 1)/2.
+* ``cosine_momentum(base, step, total)``: BYOL's schedule m = 1 − (1 − base)·(cos(πk/K) + 1)/2;
+  ``scheduled_momentum(base, schedule, step, total)``: that schedule or a constant m (MoCo, ReSSL).
 * ``FeatureQueue``: a FIFO of L2-normalised keys kept as buffers (so checkpoints carry it); under
   DDP the keys of every rank are enqueued (all ranks hold the same queue).
 """
@@ -45,6 +46,19 @@ def cosine_momentum(base: float, step: int, total_steps: int) -> float:
     """BYOL's momentum schedule: ``1 − (1 − base)·(cos(π·step/total) + 1)/2``, from ``base`` to 1."""
     progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+#: the EMA momentum schedules of ``scheduled_momentum``
+MOMENTUM_SCHEDULES = ("cosine", "constant")
+
+
+def scheduled_momentum(base: float, schedule: str, step: int, total_steps: int) -> float:
+    """The EMA rate of the update after optimiser step ``step`` (1-based) of ``total_steps``: ``"cosine"`` is
+    ``cosine_momentum(base, step − 1, total_steps)`` (from ``base`` at the first update to 1, BYOL's indexing),
+    ``"constant"`` is ``base``."""
+    if schedule not in MOMENTUM_SCHEDULES:
+        raise ValueError(f"momentum_schedule: expected one of {MOMENTUM_SCHEDULES}, got {schedule!r}")
+    return base if schedule == "constant" else cosine_momentum(base, step - 1, total_steps)
 
 
 class FeatureQueue(nn.Module):

@@ -21,9 +21,16 @@ such as ICL-MSR need; the official code runs the student on the strong view only
 norm statistics therefore differ); ``symmetric=True`` adds the swapped term (student on view 2
 vs teacher on view 1) and averages the two. Only the teacher embeddings of view 2 are enqueued.
 
-Defaults (the paper's CIFAR-scale recipe where known): τ_s = 0.1, τ_t = 0.04, m = 0.99 (constant),
-queue K = 4096; projector feature_dim → 512 → 128 without batch norm (the official projector,
-Linear → ReLU → Linear, has none; ImageNet uses 2048 → 4096 → 512 with K = 131072, m = 0.999).
+Momentum schedule: ``momentum_schedule="cosine"`` (default) raises m over training, m_k = 1 − (1 − m_base)
+(cos(πk/K) + 1)/2 from ``momentum`` = m_base to 1 (BYOL's schedule, ``momentum.cosine_momentum``; k the index
+of the step just taken, from 0, K the total steps), as solo-learn's ReSSL (0.99 → 1.0); ``"constant"`` keeps
+m = ``momentum``, as the official ReSSL code (0.99 on CIFAR). The logged ``momentum`` is the m of the latest
+update (m_base before any).
+
+Defaults (the paper's CIFAR-scale recipe where known): τ_s = 0.1, τ_t = 0.04, m_base = 0.99 on the cosine
+schedule, queue K = 4096; projector feature_dim → 512 → 128 without batch norm (the official projector,
+Linear → ReLU → Linear, has none, nor has solo-learn's; ``projector_bn=True`` adds it on the hidden layers;
+ImageNet uses 2048 → 4096 → 512 with K = 131072, m = 0.999).
 The queue size must be a multiple of the global batch to keep the FIFO aligned.
 """
 
@@ -41,7 +48,7 @@ from ..losses import ressl_loss
 from ..losses._common import check_real, check_temperature
 from ..models.heads import MLPHead
 from .base import Method
-from .momentum import FeatureQueue, ema_update_, frozen_copy
+from .momentum import MOMENTUM_SCHEDULES, FeatureQueue, ema_update_, frozen_copy, scheduled_momentum
 
 #: augmentation attributes switched off for the weak (teacher) view
 WEAK_OFF = ("jitter_p", "grayscale_p", "blur_p")
@@ -67,7 +74,8 @@ class ReSSL(Method):
         backbone: the encoder f.
         tau_s: student temperature τ_s.
         tau_t: teacher temperature τ_t (sharper, τ_t < τ_s in the paper).
-        momentum: EMA momentum m of the teacher (constant).
+        momentum: EMA momentum m of the teacher (the base rate of the cosine schedule).
+        momentum_schedule: ``"cosine"`` (m rises from ``momentum`` to 1) or ``"constant"``.
         queue_size: K, the number of teacher embeddings kept (a multiple of the global batch).
         projector: hidden and output widths of g after the backbone width.
         projector_bn: batch norm on the projector's hidden layers (off in the official code).
@@ -90,11 +98,16 @@ class ReSSL(Method):
         projector_bn: bool = False,
         weak_teacher_view: bool = True,
         symmetric: bool = False,
+        momentum_schedule: str = "cosine",
     ) -> None:
         super().__init__(backbone)
         self.tau_s = check_temperature(tau_s, "tau_s")
         self.tau_t = check_temperature(tau_t, "tau_t")
         self.momentum = check_real(momentum, "momentum", low=0.0, high=1.0)
+        if momentum_schedule not in MOMENTUM_SCHEDULES:
+            raise ValueError(f"momentum_schedule: expected one of {MOMENTUM_SCHEDULES}, got {momentum_schedule!r}")
+        self.momentum_schedule = momentum_schedule
+        self.current_momentum = self.momentum  # m of the latest EMA update (logged)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 2:
             raise ValueError(f"queue_size: expected an integer >= 2, got {queue_size!r}")
         self.weak_teacher_view = bool(weak_teacher_view)
@@ -134,13 +147,15 @@ class ReSSL(Method):
             t2 = targets
             loss = ressl_loss(gather(z1), gather(t2), queue, self.tau_s, self.tau_t)
         self._pending_keys = t2.detach()
-        return {"loss": loss, "embeddings": [z1, z2], "targets": targets}
+        return {"loss": loss, "momentum": torch.tensor(self.current_momentum), "embeddings": [z1, z2],
+                "targets": targets}
 
     @torch.no_grad()
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA update of the teacher, then enqueue the teacher keys of the step's forward."""
-        ema_update_(self.teacher_backbone, self.backbone, self.momentum)
-        ema_update_(self.teacher_projector, self.projector, self.momentum)
+        self.current_momentum = scheduled_momentum(self.momentum, self.momentum_schedule, step, total_steps)
+        ema_update_(self.teacher_backbone, self.backbone, self.current_momentum)
+        ema_update_(self.teacher_projector, self.projector, self.current_momentum)
         if self._pending_keys is not None:
             self.queue.enqueue(self._pending_keys)
             self._pending_keys = None

@@ -11,10 +11,15 @@ is Linear-BN-ReLU-Linear with a bottleneck hidden width (paper: 2048 → 512 →
 Both views pass through the network in one batch. Under DDP the loss is the global-batch mean
 (predictions gathered with gradients, targets without).
 
+BatchNorm in the projector: the paper has it after every layer, the output one included (without affine
+parameters there, as the official code); ``projector_bn=False`` drops it from the hidden layers and
+``projector_output_bn=False`` from the output (the paper's Table 3 ablates both; some reimplementations
+omit the output BN).
+
 Defaults, small for ``convnet_small`` / CIFAR-scale runs: projector feature_dim → 512 → 512 → 512
-(three layers, as in the paper's ImageNet setting; its CIFAR variant uses two), predictor
-512 → 128 → 512. Not implemented: the paper's fixed (non-decayed) learning rate for the predictor,
-which it reports as slightly better but not required.
+(three layers, as the paper's baseline and solo-learn's CIFAR recipe; ``assets/configs/simsiam_cifar10.yaml``
+has 2048-wide ones), predictor 512 → 128 → 512. Not implemented: the paper's fixed (non-decayed) learning
+rate for the predictor, which it reports as slightly better but not required.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class SimSiam(Method):
         backbone: the encoder f.
         projector: hidden and output widths of g after the backbone width (BN on the output).
         predictor_hidden: hidden width of the predictor h (default: projector output // 4).
+        projector_bn: BatchNorm on the projector's hidden layers.
+        projector_output_bn: BatchNorm (no affine) on the projector's output.
     """
 
     name = "simsiam"
@@ -47,6 +54,8 @@ class SimSiam(Method):
         *,
         projector: Sequence[int] = (512, 512, 512),
         predictor_hidden: int | None = None,
+        projector_bn: bool = True,
+        projector_output_bn: bool = True,
     ) -> None:
         super().__init__(backbone)
         if len(projector) < 1:
@@ -55,7 +64,8 @@ class SimSiam(Method):
         hidden = max(out // 4, 1) if predictor_hidden is None else predictor_hidden
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden <= 0:
             raise ValueError(f"predictor_hidden: expected a positive int, got {predictor_hidden!r}")
-        self.projector = MLPHead([self.feature_dim, *projector], last_bn=True)
+        self.projector = MLPHead([self.feature_dim, *projector], last_bn=bool(projector_output_bn),
+                                 hidden_bn=bool(projector_bn))
         self.predictor = MLPHead([out, hidden, out])
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:

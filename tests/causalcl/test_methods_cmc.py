@@ -5,7 +5,7 @@ from skimage.color import rgb2lab
 from torch import nn
 
 from causalcl.data.augment import SimCLRAugment
-from causalcl.losses import cross_view_info_nce
+from causalcl.losses import VARIANT_LOSSES, cross_view_info_nce, cross_view_variant_loss
 from causalcl.methods import METHODS
 from causalcl.methods.cmc import normalized_lab, rebuild_first_conv, rgb_to_lab
 from causalcl.models import build_backbone
@@ -137,3 +137,46 @@ def test_bad_options():
         _method(temperature=0)
     with pytest.raises(ValueError, match="views"):
         _method()([torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)])
+
+
+# --- loss variants on the cross-view candidates: "CMC + Debiased", "CMC + Hard" (issue 15) ----------------
+@pytest.mark.parametrize("loss", VARIANT_LOSSES)
+def test_loss_variants_on_cross_view_negatives(loss):
+    method = _method(temperature=0.2, loss=loss)
+    method.eval()
+    views = _views()
+    out = method(views)
+    with torch.no_grad():
+        z_l, z_ab = method.embed_views(views)
+    torch.testing.assert_close(out["loss"], cross_view_variant_loss(z_l, z_ab, loss, **method.loss_options))
+    if "temperature" in method.loss_options:
+        assert method.loss_options["temperature"] == 0.2
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in method.projector_l.parameters())
+
+
+def test_debiased_and_hard_rows_differ_from_plain_cmc():
+    views = _views()
+    losses = {}
+    for loss, options in (("infonce", None), ("debiased", {"tau_plus": 0.1}), ("hard", {"beta": 1.0})):
+        method = _method(loss=loss, loss_options=options)
+        method.eval()
+        losses[loss] = float(method(views)["loss"].detach())
+    assert len({round(v, 6) for v in losses.values()}) == 3
+
+
+def test_projector_bn_option():
+    with_bn = METHODS["cmc"](build_backbone("convnet_small", channels_last=False), projector=(32, 16))
+    without = METHODS["cmc"](build_backbone("convnet_small", channels_last=False), projector=(32, 16),
+                             projector_bn=False)
+    assert any(isinstance(m, nn.BatchNorm1d) for m in with_bn.projector_l.modules())
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in without.projector_ab.modules())
+
+
+def test_bad_loss_options():
+    with pytest.raises(ValueError, match="loss: name must be one of"):
+        _method(loss="nce")
+    with pytest.raises(ValueError, match="loss_options"):
+        _method(loss="debiased", loss_options={"beta": 1.0})
+    with pytest.raises(ValueError, match="loss_options.tau_plus"):
+        _method(loss="hard", loss_options={"tau_plus": -0.1})

@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from causalcl.losses import info_nce_queue
+from causalcl.losses import VARIANT_LOSSES, info_nce_queue, queue_variant_loss
 from causalcl.methods import METHODS, MoCo
+from causalcl.methods.momentum import cosine_momentum
 from causalcl.models import build_backbone
 
 
@@ -139,3 +142,73 @@ def test_bad_options():
         _method(queue_size=0)
     with pytest.raises(ValueError, match="views"):
         _method()([torch.rand(4, 3, 16, 16)])
+
+
+# --- loss variants on the queue's negatives, momentum schedule (issue 15) ---------------------------------
+
+@pytest.mark.parametrize("loss", VARIANT_LOSSES)
+def test_loss_variants_use_the_queue_as_negatives(loss):
+    options = {"tau_plus": 0.05, "beta": 2.0} if loss == "hard" else None
+    method = _method(loss=loss, loss_options=options, temperature=0.3)
+    method.eval()
+    views = _views()
+    out = method(views)
+    q1, q2 = method.projector(method.backbone(torch.cat(views))).chunk(2)
+    k1, k2 = method.key_projector(method.key_backbone(torch.cat(views))).chunk(2)
+    queue = method.queue()
+    opts = method.loss_options
+    want = 0.5 * (queue_variant_loss(q1, k2, queue, loss, **opts) + queue_variant_loss(q2, k1, queue, loss, **opts))
+    torch.testing.assert_close(out["loss"], want)
+    if "temperature" in opts:
+        assert opts["temperature"] == 0.3
+    if loss == "hard":
+        assert (opts["tau_plus"], opts["beta"]) == (0.05, 2.0)
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in method.projector.parameters())
+
+
+def test_hard_loss_differs_from_infonce_and_trains_finite():
+    views = _views()
+    plain, hard = _method(), _method(loss="hard")
+    plain.eval(), hard.eval()
+    assert not torch.allclose(plain(views)["loss"], hard(views)["loss"])
+    hard.train()
+    opt = torch.optim.Adam(hard.optim_parameters(), lr=1e-3)
+    for step in range(1, 5):
+        assert torch.isfinite(_train_step(hard, opt, views, step)["loss"])
+    assert int(hard.queue.ptr) == 0 and all(torch.isfinite(p).all() for p in hard.parameters())  # 4 × 16 keys
+
+
+def test_cosine_momentum_schedule_is_the_default_and_constant_an_option():
+    total = 10
+    method = _method(momentum=0.9)
+    assert method.momentum_schedule == "cosine"
+    assert float(method(_views())["momentum"]) == pytest.approx(0.9)  # before any update
+    for step in range(1, total + 1):
+        key = [p.detach().clone() for p in method.key_projector.parameters()]
+        with torch.no_grad():  # move the online network so each EMA update is visible
+            for p in method.projector.parameters():
+                p.add_(0.01)
+        online = [p.detach().clone() for p in method.projector.parameters()]
+        method.on_step_end(step, total)
+        m = cosine_momentum(0.9, step - 1, total)
+        assert method.current_momentum == pytest.approx(m, abs=1e-15)
+        for pk, k0, po in zip(method.key_projector.parameters(), key, online, strict=True):
+            torch.testing.assert_close(pk, m * k0 + (1 - m) * po, atol=1e-7, rtol=1e-6)
+    assert method.current_momentum == pytest.approx(1 - 0.1 * (math.cos(math.pi * 9 / 10) + 1) / 2)
+    assert float(method(_views())["momentum"]) == pytest.approx(method.current_momentum)
+    constant = _method(momentum=0.9, momentum_schedule="constant")
+    for step in (1, 5, 10):
+        constant.on_step_end(step, total)
+        assert constant.current_momentum == 0.9
+
+
+def test_bad_loss_and_schedule_options():
+    with pytest.raises(ValueError, match="loss: name must be one of"):
+        _method(loss="nce")
+    with pytest.raises(ValueError, match="loss_options"):
+        _method(loss="hard", loss_options={"gamma": 1.0})
+    with pytest.raises(ValueError, match="loss_options.tau_plus"):
+        _method(loss="debiased", loss_options={"tau_plus": 1.5})
+    with pytest.raises(ValueError, match="momentum_schedule"):
+        _method(momentum_schedule="linear")

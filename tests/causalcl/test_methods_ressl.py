@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from causalcl.data.augment import SimCLRAugment
 from causalcl.losses import ressl_loss
 from causalcl.methods import METHODS
+from causalcl.methods.momentum import cosine_momentum
 from causalcl.methods.ressl import weak_augment
 from causalcl.models import build_backbone
 
@@ -133,3 +134,29 @@ def test_bad_options():
             _method(**kw)
     with pytest.raises(ValueError, match="views"):
         _method()([torch.rand(4, 3, 16, 16)])
+
+
+# --- momentum schedule (issue 15) ----------------------------------------------------------------------
+def test_cosine_momentum_schedule_is_the_default_and_constant_an_option():
+    total = 8
+    method = _method(momentum=0.9)
+    assert method.momentum_schedule == "cosine"
+    for step in range(1, total + 1):
+        teacher = [p.detach().clone() for p in method.teacher_projector.parameters()]
+        with torch.no_grad():
+            for p in method.projector.parameters():
+                p.add_(0.01)
+        student = [p.detach().clone() for p in method.projector.parameters()]
+        method.on_step_end(step, total)
+        m = cosine_momentum(0.9, step - 1, total)
+        assert method.current_momentum == pytest.approx(m, abs=1e-15)
+        for pt, t0, ps in zip(method.teacher_projector.parameters(), teacher, student, strict=True):
+            torch.testing.assert_close(pt, m * t0 + (1 - m) * ps, atol=1e-7, rtol=1e-6)
+    assert float(method(_views())["momentum"]) == pytest.approx(method.current_momentum)
+    assert method.current_momentum > 0.996  # 1 − 0.1·(cos(7π/8) + 1)/2
+    constant = _method(momentum=0.9, momentum_schedule="constant")
+    for step in (1, 4, 8):
+        constant.on_step_end(step, total)
+        assert constant.current_momentum == 0.9
+    with pytest.raises(ValueError, match="momentum_schedule"):
+        _method(momentum_schedule="step")

@@ -83,3 +83,29 @@ def test_bad_options():
         _method(projector=())
     with pytest.raises(ValueError, match="views"):
         _method()([torch.rand(4, 3, 16, 16)])
+
+
+# --- BatchNorm in the projector as explicit options; the 3-layer CIFAR recipe (issue 15) -----------------
+def test_projector_batch_norm_options():
+    def bns(method):
+        return [m for m in method.projector.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+
+    assert len(bns(_method())) == 3  # hidden, hidden, output (as the paper)
+    assert not bns(_method())[-1].affine
+    no_hidden = _method(projector_bn=False)
+    assert len(bns(no_hidden)) == 1 and isinstance(no_hidden.projector[-1], torch.nn.BatchNorm1d)
+    no_out = _method(projector_output_bn=False)
+    assert len(bns(no_out)) == 2 and isinstance(no_out.projector[-1], torch.nn.Linear)
+    out = no_out(_views())
+    assert torch.isfinite(out["loss"])
+
+
+def test_cifar_recipe_has_the_three_layer_projector():
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "assets/configs/simsiam_cifar10.yaml"
+    method = yaml.safe_load(path.read_text())["method"]
+    assert method["projector"] == [2048, 2048, 2048] and method["predictor_hidden"] == 512
+    assert method["projector_bn"] and method["projector_output_bn"]

@@ -117,3 +117,88 @@ def test_bad_options():
         _method(small_crop_scale=(0.5, 0.1))
     with pytest.raises(ValueError, match="freeze_prototypes_steps"):
         _method(freeze_prototypes_steps=-1)
+
+
+# --- the queue, "SwAV + Hard", BatchNorm option (issue 15) -------------------------------------------------
+def _scores_of(method, views):
+    z = F.normalize(method.projector(method.backbone(torch.cat(views))), dim=1).chunk(2)
+    return z, [zv @ method.prototypes.weight.T for zv in z]
+
+
+def test_queue_fills_after_the_start_step_and_is_used_once_full():
+    method = _method(queue_length=24, queue_start_step=1)
+    assert method.queue.shape == (2, 24, 16) and not method.queue_in_use
+    views = _views()
+    method.eval()
+    torch.testing.assert_close(method(views)["loss"], swav_loss(_scores_of(method, views)[1]))
+    method.on_step_end(1, 10)  # step 1 is not past queue_start_step: nothing enters
+    assert method.queue_filled == 0 and not method.queue.any()
+    z_per_step = []
+    for step in (2, 3):
+        method(views)
+        z_per_step.append([zc.detach().clone() for zc in method._pending])
+        method.on_step_end(step, 10)
+    assert method.queue_filled == 24 and method.queue_in_use  # 2 × 12 rows
+    for crop in (0, 1):  # newest rows first
+        torch.testing.assert_close(method.queue[crop], torch.cat([z_per_step[1][crop], z_per_step[0][crop]]))
+    with torch.no_grad():  # the untrained net embeds every image alike: other rows show the queue's effect
+        method.queue.copy_(F.normalize(torch.randn(2, 24, 16, generator=torch.Generator().manual_seed(5)), dim=2))
+    out = method(views)
+    _, scores = _scores_of(method, views)
+    queue_scores = [method.queue[c] @ method.prototypes.weight.T for c in (0, 1)]
+    want = swav_loss(scores, queue_scores=queue_scores)
+    torch.testing.assert_close(out["loss"], want)
+    assert not torch.allclose(out["loss"], swav_loss(scores))
+    before = method.queue.clone()
+    method(views)  # forward changes no state
+    torch.testing.assert_close(method.queue, before, atol=0, rtol=0)
+
+
+def test_queue_trains_and_round_trips_through_a_checkpoint(tmp_path):
+    method = _method(queue_length=24)
+    views = _views()
+    method.train()
+    _train(method, views, 4, lr=1e-3)
+    assert method.queue_in_use and method.steps_done == 4
+    torch.save(method.state_dict(), tmp_path / "m.pt")
+    other = _method(queue_length=24)
+    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert other.queue_filled == 24 and torch.equal(other.queue, method.queue) and other.queue_in_use
+    method.eval(), other.eval()
+    torch.testing.assert_close(method(views)["loss"], other(views)["loss"])
+    # a checkpoint of a run without the queue still loads into SwAV without one
+    plain = _method()
+    _method().load_state_dict(plain.state_dict())
+
+
+def test_hard_and_debiased_losses_reweight_the_other_prototypes():
+    views = _views()
+    for loss, options, kw in (("hard", None, {"beta": 1.0, "tau_plus": 0.1, "detach_weights": False}),
+                              ("hard", {"beta": 2.0, "tau_plus": 0.0}, {"beta": 2.0, "tau_plus": 0.0,
+                                                                       "detach_weights": False}),
+                              ("debiased", {"tau_plus": 0.05}, {"tau_plus": 0.05})):
+        method = _method(loss=loss, loss_options=options)
+        assert method.loss_options == kw
+        method.eval()
+        out = method(views)
+        _, scores = _scores_of(method, views)
+        torch.testing.assert_close(out["loss"], swav_loss(scores, **kw))
+        assert not torch.allclose(out["loss"], swav_loss(scores))
+        out["loss"].backward()
+        assert torch.isfinite(method.prototypes.weight.grad).all()
+
+
+def test_projector_bn_option():
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in _method().projector.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in _method(projector_bn=False).projector.modules())
+
+
+def test_bad_queue_and_loss_options():
+    for kw, match in [({"queue_length": -1}, "queue_length"), ({"queue_start_step": -2}, "queue_start_step"),
+                      ({"queue_length": 1.5}, "queue_length"), ({"loss": "dcl"}, "loss: name must be one of"),
+                      ({"loss": "swav", "loss_options": {"beta": 1.0}}, "loss_options"),
+                      ({"loss": "hard", "loss_options": {"beta": -1.0}}, "loss_options.beta"),
+                      ({"loss": "debiased", "loss_options": {"tau_plus": 1.0}}, "loss_options.tau_plus"),
+                      ({"loss": "hard", "loss_options": {"detach_weights": 1}}, "loss_options.detach_weights")]:
+        with pytest.raises(ValueError, match=match):
+            _method(**kw)
