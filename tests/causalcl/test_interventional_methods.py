@@ -28,12 +28,18 @@ DECIDED = {"swav": "large crops -> counterfactuals; small crops refused", "ressl
            "cmc": "L and ab from two counterfactuals", "relic": "num_views counterfactuals",
            "relic_t": "num_views counterfactuals", "looc": "leave-one-out over style variables",
            "looc_pp": "as looc", "icl_msr": "its base's views", "metaug": "two views (cmc: its base's)",
-           "metaug_oucl": "as metaug"}
+           "metaug_oucl": "as metaug",
+           "taco": "x and the x_m from two counterfactual clips (moving_shapes; tested in test_methods_taco)",
+           "dgi": "one counterfactual graph, then its corruption (scm_graph; tested in test_methods_dgi)",
+           "pirl": "two counterfactuals, the second as a jigsaw",
+           "dacl": "two counterfactuals, each mixed with another sample's", "clsa": "2 + S counterfactuals, RandAugment on S"}
 
 #: (method, options) trained for 2 steps on interventional views: every registered method, each base of the
 #: wrappers
 TINY_OPTIONS = {"wmse": {"projector": [32, 4], "w_size": 8}}  # whitening needs more samples than dimensions
-TRAINED = [(name, TINY_OPTIONS.get(name, {})) for name in sorted(METHODS) if name != "icl_msr"] + [
+#: (TaCo's clips and DGI's graphs are trained on interventional views in their own tests)
+TRAINED = [(name, TINY_OPTIONS.get(name, {})) for name in sorted(METHODS)
+           if name != "icl_msr" and METHODS[name].input_kind == "image"] + [
     ("icl_msr", {"base": base}) for base in ("simclr", "byol", "ressl", "moco")] + [
     ("metaug", {"base": "cmc"})]
 
