@@ -32,7 +32,8 @@ DECIDED = {"swav": "large crops -> counterfactuals; small crops refused", "ressl
            "taco": "x and the x_m from two counterfactual clips (moving_shapes; tested in test_methods_taco)",
            "dgi": "one counterfactual graph, then its corruption (scm_graph; tested in test_methods_dgi)",
            "pirl": "two counterfactuals, the second as a jigsaw",
-           "dacl": "two counterfactuals, each mixed with another sample's", "clsa": "2 + S counterfactuals, RandAugment on S"}
+           "dacl": "two counterfactuals, each mixed with another sample's",
+           "clsa": "2 + S counterfactuals, RandAugment on S"}
 
 #: (method, options) trained for 2 steps on interventional views: every registered method, each base of the
 #: wrappers
