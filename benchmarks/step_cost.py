@@ -69,6 +69,8 @@ from causalcl.multi import accepted_options, parse_methods  # noqa: E402
 from causalcl.train import Config, Trainer, parse_assignment  # noqa: E402
 
 BASELINE, AA = "simclr_baseline", "simclr_aa"
+#: the methods whose step is comparable with SimCLR's: those that train on image batches
+IMAGE_METHODS = [name for name, cls in METHODS.items() if cls.input_kind == "image"]
 
 
 def available_cores() -> int:
@@ -127,8 +129,9 @@ def make_trainer(config: Config, train_set: Any, out: Path) -> Trainer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma list of causalcl.methods.METHODS names (default: all of them)")
+    parser.add_argument("--methods", default=",".join(IMAGE_METHODS),
+                        help="comma list of causalcl.methods.METHODS names (default: every method that trains on "
+                             "images; TaCo's clips and DGI's graphs have no SimCLR step to compare with)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override as in the CLI, repeatable (method.* keys: the methods only)")
     parser.add_argument("--device", default="cpu")
@@ -162,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     names = parse_methods(args.methods)
+    other = [name for name in names if name not in IMAGE_METHODS]
+    if other:
+        raise ValueError(f"--methods: {other} do not train on images (input_kind "
+                         f"{[METHODS[n].input_kind for n in other]}); step_cost compares image methods with SimCLR")
     assignments = [parse_assignment(text) for text in args.set]
     base = base_config(args, assignments)
     configs = method_configs(names, base, assignments)

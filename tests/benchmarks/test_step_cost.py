@@ -42,3 +42,10 @@ def test_quick_run_prints_a_ratio_per_method_and_writes_json(tmp_path, capsys, m
 def test_unknown_method_option_is_an_error(capsys):
     assert load_script().main(["--quick", "--methods", "simclr,byol", "--set", "method.no_such_key=1"]) == 2
     assert "no_such_key" in capsys.readouterr().err
+
+
+def test_default_methods_train_on_images_and_others_are_refused(capsys):
+    script = load_script()
+    assert "taco" not in script.IMAGE_METHODS and "dgi" not in script.IMAGE_METHODS and "npid" in script.IMAGE_METHODS
+    assert script.main(["--quick", "--methods", "simclr,taco"]) == 2
+    assert "['taco'] do not train on images" in capsys.readouterr().err
