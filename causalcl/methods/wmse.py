@@ -16,6 +16,10 @@ Decisions:
   the statistics. The permutations come from a ``torch.Generator`` seeded with the optimiser step
   count (and ``seed``), so every rank draws the same sub-batches, ``forward`` changes no state, and a
   resumed run redraws the same ones (the step count is saved in the state dict).
+* Both whitened views carry gradient, as the paper and the official code (``norm_mse_loss(x0, x1)``).
+  solo-learn's ``wmse_loss_func`` defaults to ``simplified=True``, ``2 − 2·cos(z1, z2.detach())``: the same
+  value, but the second view gets no gradient (half the signal, a BYOL-like asymmetry); its "same result"
+  holds for the loss, not for the training.
 * A batch that is not a multiple of ``w_size`` is split into ``N // w_size`` near-equal sub-batches
   (the official code requires a multiple); each sub-batch must hold more samples than the embedding
   dimension unless ``eps`` > 0 (a clear ``ValueError`` says so).
