@@ -38,7 +38,11 @@ def parse_methods(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in METHODS]
     if not names or unknown:
-        raise ValueError(f"--methods: unknown name(s) {unknown or [text]}; valid names are {sorted(METHODS)}")
+        close = {n: difflib.get_close_matches(n, list(METHODS), n=1) for n in unknown}
+        hint = "".join(f"; did you mean {c[0]!r}?" if len(close) == 1 else f"; {n!r}: did you mean {c[0]!r}?"
+                       for n, c in close.items() if c)
+        raise ValueError(f"--methods: unknown name(s) {unknown or [text]}{hint} (valid names are "
+                         f"{', '.join(sorted(METHODS))})")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"--methods: {repeated} listed more than once")

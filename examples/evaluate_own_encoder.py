@@ -5,7 +5,7 @@ Layout of the folder (any image size; masks are boolean .npy arrays of the image
     my_images/<class name>/<image>.png
     my_images/<class name>/<image>.mask.npy
 
-    python examples/evaluate_own_encoder.py my_images [--make-demo-folder]
+    python examples/evaluate_own_encoder.py runs/my_images [--make-demo-folder]
 
 ``--make-demo-folder`` first writes such a folder from the embedded ``shapes`` data, so the example
 runs anywhere. Nothing here imports ``causalcl`` except that optional step.

@@ -103,7 +103,8 @@ class _CIFAR(TensorImageDataset):
             env = os.environ.get("CAUSALCL_DATA")
             if not env:
                 raise FileNotFoundError(
-                    f"{type(self).__name__} needs a local copy: pass root= (or set CAUSALCL_DATA). "
+                    f"{type(self).__name__} needs a local copy: pass --data-root DIR on the command line, root= from "
+                    "Python, or set CAUSALCL_DATA (nothing is downloaded). "
                     f"Expected layout:\n{self.layout}"
                 )
             root = env

@@ -1,5 +1,7 @@
 """Self-supervised methods. ``METHODS`` is the only registry: a plain dict of name → class."""
 
+import difflib
+
 from .barlow_twins import BarlowTwins
 from .base import Method
 from .byol import BYOL
@@ -62,7 +64,9 @@ METHODS: dict[str, type[Method]] = {
 def get_method(name: str) -> type[Method]:
     """Look up a method class by name, with the list of valid names in the error."""
     if name not in METHODS:
-        raise ValueError(f"method: unknown name {name!r}; valid names are {sorted(METHODS)}")
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"method: unknown name {name!r}{hint} (valid names: {', '.join(sorted(METHODS))})")
     return METHODS[name]
 
 

@@ -230,7 +230,7 @@ CASES = [
      lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("lr: 0.002", "lr: 0.1")),
      None, 2, r"config\.yaml' disagrees with the checkpoint .*optim\.lr: 0\.002 → 0\.1", None),
     ("a method typo does not rewrite config.yaml", "run", ["--method", "simclrr"], None, None, 2,
-     r"unknown name 'simclrr'", _record_unchanged),
+     r"unknown name 'simclrr'; did you mean 'simclr'\?", _record_unchanged),
     ("--steps -5 does not rewrite config.yaml", "run", ["--steps", "-5"], None, None, 2,
      r"train\.steps: expected an integer >= 1, got -5", _record_unchanged),
     ("a YAML constructor error names the file", "new", ["--config", "{tmp}/evil.yaml"], None, None, 2,

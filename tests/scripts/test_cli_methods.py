@@ -78,7 +78,7 @@ def test_two_methods_side_by_side_then_resume(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--methods", "simclr,simclrr"], "valid names are"),
+    (["--methods", "simclr,simclrr"], "did you mean 'simclr'?"),
     (["--methods", "simclr,simclr"], "more than once"),
     (["--methods", "simclr", "--set", "method.temprature=0.1"], "did you mean 'method.temperature'"),
     (["--methods", "simclr", "--set", "method.temperature=-1"], "temperature"),
