@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_loss_drops
 
 from causalcl.losses import barlow_twins_loss
 from causalcl.methods import METHODS
@@ -32,15 +33,7 @@ def test_registered_and_forward_equals_the_loss():
 def test_adam_steps_lower_the_loss():
     method = _method()
     views = _views()
-    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    method.train()
-    first = float(method(views)["loss"].detach())
-    for _ in range(5):
-        out = method(views)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    assert float(method(views)["loss"].detach()) < first
+    assert_loss_drops(method, views, steps=5, lr=1e-3)
 
 
 def test_checkpoint_round_trip(tmp_path):

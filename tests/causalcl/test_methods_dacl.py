@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_loss_drops
 
 from causalcl.losses import info_nce
 from causalcl.methods import DACL, METHODS
@@ -101,15 +102,7 @@ def test_forward_equals_info_nce_on_projections():
 def test_a_few_steps_lower_the_loss():
     method = _method()
     views = method.make_views(_never, _images(), torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    method.train()
-    first = float(method(views)["loss"].detach())
-    for _ in range(8):
-        out = method(views)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    assert float(method(views)["loss"].detach()) < first
+    assert_loss_drops(method, views, steps=8, lr=1e-3)
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_state_round_trip
 from torch import nn
 
 from causalcl.losses import dim_loss
@@ -62,11 +63,7 @@ def test_a_few_steps_lower_the_loss_and_reach_every_part(estimator):
 
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method()
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+    assert_state_round_trip(method, _method(), _views(), tmp_path)
 
 
 class _NoLastConv(nn.Module):

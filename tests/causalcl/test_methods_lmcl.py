@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from method_checks import assert_loss_drops, assert_state_round_trip
 
 from causalcl.losses import distance_polarization, lmcl_loss
 from causalcl.methods import ICLMSR, LMCL, METHODS
@@ -42,24 +43,12 @@ def test_forward_equals_lmcl_loss_on_projections(tau_plus):
 def test_a_few_steps_lower_the_loss():
     method = _method()
     views = _views()
-    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    method.train()
-    first = float(method(views)["loss"].detach())
-    for _ in range(8):
-        out = method(views)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    assert float(method(views)["loss"].detach()) < first
+    assert_loss_drops(method, views, steps=8, lr=1e-3)
 
 
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method(seed=3)
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+    assert_state_round_trip(method, _method(seed=3), _views(), tmp_path)
 
 
 def test_icl_msr_takes_lmcl_as_its_base():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_state_round_trip
 
 from causalcl.losses import rotation_loss
 from causalcl.methods import METHODS, Rotation
@@ -90,11 +91,7 @@ def test_a_few_steps_lower_the_loss():
 
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method(seed=3)
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method([_images()])["loss"], other([_images()])["loss"])
+    assert_state_round_trip(method, _method(seed=3), [_images()], tmp_path)
 
 
 @pytest.mark.parametrize("kwargs,name", [({"head": (0,)}, "head"), ({"head": (True,)}, "head"),

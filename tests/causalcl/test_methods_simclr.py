@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_loss_drops, assert_state_round_trip
 
 from causalcl.losses import SIMCLR_LOSSES, info_nce
 from causalcl.methods import METHODS, get_method
@@ -36,24 +37,12 @@ def test_forward_equals_info_nce_on_projections():
 def test_every_loss_option_lowers_the_loss(loss):
     method = _method(loss=loss)
     views = _views()
-    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    method.train()
-    first = float(method(views)["loss"].detach())
-    for _ in range(8):
-        out = method(views)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    assert float(method(views)["loss"].detach()) < first
+    assert_loss_drops(method, views, steps=8, lr=1e-3)
 
 
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method()
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+    assert_state_round_trip(method, _method(), _views(), tmp_path)
 
 
 def test_bad_options():

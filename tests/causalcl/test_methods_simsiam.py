@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_state_round_trip
 
 from causalcl.losses import negative_cosine
 from causalcl.methods import METHODS, SimSiam
@@ -69,11 +70,7 @@ def test_adam_steps_lower_the_loss():
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
     method(_views())  # move the BN running statistics
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method(seed=5)
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+    assert_state_round_trip(method, _method(seed=5), _views(), tmp_path)
 
 
 def test_bad_options():

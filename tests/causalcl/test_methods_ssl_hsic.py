@@ -1,5 +1,6 @@
 import pytest
 import torch
+from method_checks import assert_state_round_trip
 
 from causalcl.losses import ssl_hsic_terms
 from causalcl.methods import METHODS, SSLHSIC
@@ -59,11 +60,7 @@ def test_defaults_are_the_papers():
 
 def test_checkpoint_round_trip(tmp_path):
     method = _method()
-    torch.save(method.state_dict(), tmp_path / "m.pt")
-    other = _method()
-    other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
-    method.eval(), other.eval()
-    torch.testing.assert_close(method(_views())["loss"], other(_views())["loss"])
+    assert_state_round_trip(method, _method(), _views(), tmp_path)
 
 
 @pytest.mark.parametrize("kwargs,name", [({"gamma": -1.0}, "gamma"), ({"gamma": float("nan")}, "gamma"),
