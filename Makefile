@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all lint bench clean
+.PHONY: venv demo test test-all lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: .venv
 	$(BIN)/python benchmarks/corruptions.py
 	if $(BIN)/python -c "import lightly" 2>/dev/null; then $(BIN)/python benchmarks/vs_lightly.py; \
 	else echo "vs_lightly skipped: lightly is not installed (pip install -e '.[bench]')"; fi
+
+# the GPU check (issue 17): on a GPU machine `make gpu-check`; on the CPU `make gpu-check GPU_CHECK_ARGS=--quick`
+gpu-check: .venv
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build *.egg-info

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..losses._common import value_checks_deferred
+
 __all__ = ["BackdoorAdjustment"]
 
 
@@ -77,14 +79,14 @@ class BackdoorAdjustment:
     def _check(self, x: object, name: str) -> Tensor:
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 1:
             raise ValueError(f"{name}: expected a floating tensor of shape (..., T)")
-        if bool(torch.isnan(x).any()):
+        if not value_checks_deferred() and bool(torch.isnan(x).any()):
             raise ValueError(f"{name}: contains NaN")
         return x
 
     def __call__(self, conditionals: Tensor) -> Tensor:
         """Σ_t conditionals[..., t] · P(z_t): shape (...) from (..., T) probabilities in [0, 1]."""
         c = self._check(conditionals, "conditionals")
-        if bool((c < 0).any()) or bool((c > 1 + self.atol).any()):
+        if not value_checks_deferred() and (bool((c < 0).any()) or bool((c > 1 + self.atol).any())):
             raise ValueError("conditionals: expected probabilities P(Y | X, z_t) in [0, 1] (use log_prob for logs)")
         return c @ self.weights(c.shape[-1], device=c.device, dtype=c.dtype)
 
@@ -94,7 +96,7 @@ class BackdoorAdjustment:
         Stable for very negative log-probabilities (no exp underflow); strata with P(z_t) = 0 drop out.
         """
         c = self._check(log_conditionals, "log_conditionals")
-        if bool((c > self.atol).any()):
+        if not value_checks_deferred() and bool((c > self.atol).any()):
             raise ValueError("log_conditionals: expected log-probabilities (<= 0)")
         t = c.shape[-1]
         if self.prior is None:

@@ -66,12 +66,10 @@ def apply_rotation(images: Tensor, a: Tensor) -> Tensor:
         raise ValueError(f"images: rotation needs square images, got {images.shape[2]}x{images.shape[3]}")
     if a.dim() != 2 or a.shape != (images.shape[0], 1):
         raise ValueError(f"a: expected quarter turns of shape ({images.shape[0]}, 1), got {tuple(a.shape)}")
-    k = a[:, 0].to(images.device).round().long() % 4
+    k = (a[:, 0].to(images.device).round().long() % 4).view(-1, 1, 1, 1)
     out = images.clone()
-    for turns in range(1, 4):
-        sel = (k == turns).nonzero(as_tuple=True)[0]
-        if sel.numel():
-            out[sel] = torch.rot90(images[sel], turns, dims=(2, 3))
+    for turns in range(1, 4):  # whole-batch turns selected per image: no boolean indexing, no host sync
+        out = torch.where(k == turns, torch.rot90(images, turns, dims=(2, 3)), out)
     return out
 
 
@@ -87,10 +85,13 @@ def color_jitter_intervention(strength: Sequence[float] = (0.4, 0.4, 0.4, 0.1), 
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name}: expected a probability in [0, 1], got {value}")
 
+    bounds = torch.tensor([[0.0, max(0.0, 1 - j[0]), max(0.0, 1 - j[1]), max(0.0, 1 - j[2]), -j[3], 0.0],
+                           [0.0, 1 + j[0], 1 + j[1], 1 + j[2], j[3], 0.0]])
+    on_device: dict[torch.device, Tensor] = {}  # copied to a device once, not per batch (a host sync on a GPU)
+
     def sample(n: int, gen: torch.Generator | None, device: torch.device) -> Tensor:
         u = _rand(gen, device, n, 6)
-        lo = torch.tensor([0.0, max(0.0, 1 - j[0]), max(0.0, 1 - j[1]), max(0.0, 1 - j[2]), -j[3], 0.0], device=device)
-        hi = torch.tensor([0.0, 1 + j[0], 1 + j[1], 1 + j[2], j[3], 0.0], device=device)
+        lo, hi = on_device.setdefault(torch.device(device), bounds.to(device))
         a = lo + (hi - lo) * u
         a[:, 0] = (u[:, 0] < p).float()
         a[:, 5] = (u[:, 5] < grayscale_p).float()
@@ -106,10 +107,11 @@ def rotation_intervention(angles: Sequence[int] = (0, 90, 180, 270)) -> StyleInt
     if not angles or any(v % 90 for v in angles):
         raise ValueError(f"angles: expected a non-empty list of multiples of 90 degrees, got {angles}")
     turns = torch.tensor([(v // 90) % 4 for v in angles], dtype=torch.float32)
+    on_device: dict[torch.device, Tensor] = {}  # copied to a device once, not per batch
 
     def sample(n: int, gen: torch.Generator | None, device: torch.device) -> Tensor:
         idx = (_rand(gen, device, n) * len(angles)).long().clamp_(max=len(angles) - 1)
-        return turns.to(device)[idx].unsqueeze(1)
+        return on_device.setdefault(torch.device(device), turns.to(device))[idx].unsqueeze(1)
 
     return StyleIntervention("rotation", sample=sample, apply=apply_rotation, parameters={"angles": angles})
 

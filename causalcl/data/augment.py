@@ -44,6 +44,17 @@ def rgb_to_grayscale(x: Tensor) -> Tensor:
     return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
 
 
+_ON_DEVICE: dict[tuple[str, torch.device], Tensor] = {}
+
+
+def _constant(name: str, device: torch.device) -> Tensor:
+    """A module constant on ``device``, copied there once (a copy per call would be a host sync per batch)."""
+    key = (name, torch.device(device))
+    if key not in _ON_DEVICE:
+        _ON_DEVICE[key] = {"yiq2rgb": _YIQ2RGB, "rgb2yiq": _RGB2YIQ}[name].to(device)
+    return _ON_DEVICE[key]
+
+
 def yiq_hue_matrix(hue: Tensor) -> Tensor:
     """Per-sample RGB->RGB matrices ``(B,3,3)`` rotating the YIQ chroma plane by ``2 pi hue``."""
     theta = 2 * math.pi * hue.double()
@@ -51,7 +62,7 @@ def yiq_hue_matrix(hue: Tensor) -> Tensor:
     rot = torch.zeros(hue.shape[0], 3, 3, dtype=torch.float64, device=hue.device)
     rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
-    yiq2rgb, rgb2yiq = _YIQ2RGB.to(hue.device), _RGB2YIQ.to(hue.device)
+    yiq2rgb, rgb2yiq = _constant("yiq2rgb", hue.device), _constant("rgb2yiq", hue.device)
     return (yiq2rgb @ rot @ rgb2yiq).float()
 
 
@@ -212,26 +223,46 @@ class SimCLRAugment:
         b, c, hh, ww = x.shape
         return torch.bmm(m, x.reshape(b, c, hh * ww)).view(b, c, hh, ww).clamp_(0, 1)
 
+    def _jitter_constants(self, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(lo, hi) of the four factors, which ops are active, and the luma rows, on ``device``: made once."""
+        cache = self.__dict__.setdefault("_jitter_cache", {})  # shared by copies (CMC, ReSSL): keyed by the strengths
+        key = (torch.device(device), dtype, tuple(self.jitter))
+        if key not in cache:
+            j = self.jitter
+            bounds = torch.tensor([[max(0.0, 1 - j[0]), max(0.0, 1 - j[1]), max(0.0, 1 - j[2]), -j[3]],
+                                   [1 + j[0], 1 + j[1], 1 + j[2], j[3]]])
+            active = torch.tensor([v > 0 for v in j])
+            luma = torch.tensor(_LUMA, dtype=dtype).expand(3, 3)  # every row: the luma weights
+            cache[key] = (bounds[0].to(device), bounds[1].to(device), active.to(device), luma.to(device))
+        return cache[key]
+
     def _jitter(self, x: Tensor, gen: torch.Generator | None) -> Tensor:
+        """Colour jitter without a host synchronisation: in each of the 4 slots, every sample gets one of the ops
+        (its own in its random order), written as a per-sample 3x3 colour map plus an offset, ``M x + c``:
+        brightness ``f I``; contrast ``f I`` and ``c = (1 - f) mean(luma(x))``; saturation ``f I + (1 - f) 1 lumaᵀ``;
+        hue the YIQ rotation; then clamped to [0, 1] as torchvision clamps after each op. Samples without jitter (or
+        whose op of the slot has strength 0) keep their pixels exactly. The same random draws, in the same order,
+        as the earlier per-op version (a boolean selection per op: 16 host syncs per view on a GPU); its results
+        agree to float rounding (saturation's luma sum is now a matrix product)."""
         b, device = x.shape[0], x.device
         apply = self._rand(gen, device, b) < self.jitter_p
         u = self._rand(gen, device, b, 4)
         order = torch.argsort(self._rand(gen, device, b, 4), dim=1)  # per-sample op order
-        j = self.jitter
-        lo = torch.tensor([max(0.0, 1 - j[0]), max(0.0, 1 - j[1]), max(0.0, 1 - j[2]), -j[3]], device=device)
-        hi = torch.tensor([1 + j[0], 1 + j[1], 1 + j[2], j[3]], device=device)
+        lo, hi, active, luma = self._jitter_constants(device, x.dtype)
         factors = lo + (hi - lo) * u  # (B, 4): brightness, contrast, saturation, hue
-        ops = (self._brightness, self._contrast, self._saturation, self._hue)
-        active = [j > 0 for j in self.jitter]
-        x = x.clone()
+        eye = torch.eye(3, dtype=x.dtype, device=device)
+        flat = x.reshape(b, 3, -1)
         for slot in range(4):
-            for op in range(4):
-                if not active[op]:
-                    continue
-                sel = (apply & (order[:, slot] == op)).nonzero(as_tuple=True)[0]
-                if sel.numel():
-                    x[sel] = ops[op](x[sel], factors[sel, op])
-        return x
+            op = order[:, slot]
+            on = (apply & active[op]).view(b, 1, 1)
+            f = factors.gather(1, op[:, None]).to(x.dtype).view(b, 1, 1)
+            scaled = f * eye  # brightness and contrast
+            maps = torch.where((op == 2).view(b, 1, 1), scaled + (1 - f) * luma, scaled)
+            maps = torch.where((op == 3).view(b, 1, 1), yiq_hue_matrix(f.view(b)).to(x.dtype), maps)
+            mean = (flat * luma[0].view(1, 3, 1)).sum(1).mean(1).view(b, 1, 1)  # mean luma per image
+            offset = torch.where((op == 1).view(b, 1, 1), (1 - f) * mean, torch.zeros_like(mean))
+            flat = torch.where(on, (torch.bmm(maps, flat) + offset).clamp_(0, 1), flat)
+        return flat.view_as(x)
 
     # ------------------------------------------------------------------ public API
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:

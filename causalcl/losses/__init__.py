@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError
+from ._common import NonFiniteEmbeddingError, deferred_value_checks, value_checks_deferred
 from .align_uniform import align_uniform, alignment, uniformity
 from .barlow_twins import barlow_twins_loss, barlow_twins_terms, cross_correlation
 from .clsa import clsa_ddm_loss
@@ -72,6 +72,8 @@ __all__ = [
     "SIMCLR_LOSSES",
     "VARIANT_LOSSES",
     "NonFiniteEmbeddingError",
+    "deferred_value_checks",
+    "value_checks_deferred",
     "WhiteningError",
     "align_uniform",
     "alignment",

@@ -8,7 +8,10 @@ Layout used throughout: the 2N embeddings are ``cat([z1, z2])``; anchor ``i`` (r
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from numbers import Real
 
 import torch
@@ -23,6 +26,31 @@ except ImportError:  # pragma: no cover - older torch
         return False
 
 
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("causalcl_value_checks_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred_value_checks() -> Iterator[None]:
+    """Inside this context the losses skip their checks of tensor *values* (finite inputs, index ranges), each of
+    which needs a host synchronisation (a GPU→CPU read); shape, dtype and device checks stay.
+
+    ``causalcl.train.Trainer`` runs its steps inside it: a NaN/inf input then gives a non-finite loss, which the
+    Trainer records on the device and reports at its next logging or checkpoint step as ``NonFiniteLossError``
+    (naming the first non-finite step), so a GPU step needs no host synchronisation. Outside it (direct calls),
+    bad values raise at once (``NonFiniteEmbeddingError``, ``ValueError``)."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def value_checks_deferred() -> bool:
+    """True while ``torch.compile`` traces or inside :func:`deferred_value_checks`: skip host-synchronising value
+    checks."""
+    return _DEFERRED.get() or _is_compiling()
+
+
 class NonFiniteEmbeddingError(ValueError):
     """Embeddings given to a loss hold NaN or inf, as after a diverged step.
 
@@ -34,7 +62,8 @@ class NonFiniteEmbeddingError(ValueError):
 def check_embeddings(z: object, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``z`` is a finite floating (N, D) tensor, N >= 2.
 
-    The finiteness check needs a host synchronisation; it is skipped while ``torch.compile`` traces.
+    The finiteness check needs a host synchronisation; it is skipped while ``torch.compile`` traces and inside
+    :func:`deferred_value_checks` (the Trainer's steps).
     """
     if not isinstance(z, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), got {type(z).__name__}")
@@ -46,7 +75,7 @@ def check_embeddings(z: object, name: str) -> None:
         raise ValueError(f"{name} needs at least D = 1 column, got shape {tuple(z.shape)}")
     if not z.is_floating_point():
         raise ValueError(f"{name} must have a floating-point dtype, got {z.dtype}")
-    if not _is_compiling() and not bool(torch.isfinite(z).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(z).all()):
         raise NonFiniteEmbeddingError(f"{name} contains NaN or infinite values")
 
 

@@ -6,7 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, _is_compiling, check_embeddings, check_pair, check_temperature, normalize
+from ._common import (
+    NonFiniteEmbeddingError,
+    check_embeddings,
+    check_pair,
+    check_temperature,
+    normalize,
+    value_checks_deferred,
+)
 
 
 def clsa_ddm_loss(q_weak: Tensor, q_strong: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2) -> Tensor:
@@ -46,7 +53,7 @@ def clsa_ddm_loss(q_weak: Tensor, q_strong: Tensor, k: Tensor, queue: Tensor, te
         raise ValueError(f"queue must have a floating-point dtype, got {queue.dtype}")
     if queue.device != q_weak.device:
         raise ValueError(f"queue must be on the device of q_weak ({q_weak.device}), got {queue.device}")
-    if not _is_compiling() and not bool(torch.isfinite(queue).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(queue).all()):
         raise NonFiniteEmbeddingError("queue contains NaN or infinite values")
     t = check_temperature(temperature)
     dtype = torch.promote_types(q_strong.dtype, torch.float32)

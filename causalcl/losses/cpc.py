@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import NonFiniteEmbeddingError, _is_compiling
+from ._common import NonFiniteEmbeddingError, value_checks_deferred
 
 #: above this many logits (predictions × candidates) the loss is computed in chunks of rows, and the backward
 #: pass recomputes each chunk's logits (``_ChunkedInfoNCE``), so memory stays at one chunk's logits
@@ -42,7 +42,7 @@ def _check(z: object, predictions: object) -> tuple[Tensor, list[Tensor]]:
         if pred.dtype != z.dtype or pred.device != z.device:
             raise ValueError(f"predictions[{k - 1}]: expected the dtype and device of z ({z.dtype}, {z.device}), "
                              f"got ({pred.dtype}, {pred.device})")
-    if not _is_compiling():
+    if not value_checks_deferred():
         if not bool(torch.isfinite(z).all()):
             raise NonFiniteEmbeddingError("z contains NaN or infinite values")
         for k, pred in enumerate(predictions):

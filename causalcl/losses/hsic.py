@@ -154,7 +154,7 @@ def ssl_hsic_terms(views: Sequence[Tensor], gamma: float = 3.0, *, kernel: str =
         l2_normalize: L2-normalise the embeddings first.
 
     Returns:
-        (loss, hsic_zy, hsic_zz), scalar tensors.
+        (loss, hsic_zy, hsic_zz), scalar tensors; half-precision views are evaluated in float32 with autocast off.
 
     Raises:
         ValueError: bad views (``NonFiniteEmbeddingError`` for NaN/inf) or options.
@@ -165,14 +165,17 @@ def ssl_hsic_terms(views: Sequence[Tensor], gamma: float = 3.0, *, kernel: str =
         raise ValueError(f"zz_estimator: expected one of {HSIC_ESTIMATORS}, got {zz_estimator!r}")
     m, b = len(views), views[0].shape[0]
     z = torch.cat(views)  # row p·B + i is z_i^p
-    if l2_normalize:
-        z = normalize(z)
-    k = kernel_matrix(z, kernel, bandwidth)
-    same_image = torch.diagonal(k.view(m, b, m, b), dim1=1, dim2=3).sum()  # Σ_i Σ_{p,l} k(z_i^p, z_i^l)
-    positives = (same_image - torch.diagonal(k).sum()) / (b * m * (m - 1))  # p ≠ l
-    hsic_zy = positives - k.mean()
-    hsic_zz = hsic(k, k, zz_estimator)
-    loss = -hsic_zy + gamma * torch.sqrt(hsic_zz.clamp_min(SQRT_EPS))
+    if z.dtype in (torch.float16, torch.bfloat16):  # HSIC is a difference of kernel means: float32 (bf16 drifted 12 %)
+        z = z.float()
+    with torch.autocast(z.device.type, enabled=False):
+        if l2_normalize:
+            z = normalize(z)
+        k = kernel_matrix(z, kernel, bandwidth)
+        same_image = torch.diagonal(k.view(m, b, m, b), dim1=1, dim2=3).sum()  # Σ_i Σ_{p,l} k(z_i^p, z_i^l)
+        positives = (same_image - torch.diagonal(k).sum()) / (b * m * (m - 1))  # p ≠ l
+        hsic_zy = positives - k.mean()
+        hsic_zz = hsic(k, k, zz_estimator)
+        loss = -hsic_zy + gamma * torch.sqrt(hsic_zz.clamp_min(SQRT_EPS))
     return loss, hsic_zy, hsic_zz
 
 

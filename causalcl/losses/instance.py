@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, _is_compiling, check_embeddings, check_real, check_temperature, normalize
+from ._common import (
+    NonFiniteEmbeddingError,
+    check_embeddings,
+    check_real,
+    check_temperature,
+    normalize,
+    value_checks_deferred,
+)
 
 
 def _check_rows(x: object, name: str, z: Tensor, shape: tuple[int, ...]) -> None:
@@ -23,7 +30,7 @@ def _check_rows(x: object, name: str, z: Tensor, shape: tuple[int, ...]) -> None
         raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
     if x.device != z.device:
         raise ValueError(f"{name} must be on the device of z ({z.device}), got {x.device}")
-    if not _is_compiling() and not bool(torch.isfinite(x).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(x).all()):
         raise NonFiniteEmbeddingError(f"{name} contains NaN or infinite values")
 
 
@@ -131,7 +138,7 @@ def instance_softmax(z: Tensor, bank: Tensor, targets: Tensor, temperature: floa
         raise ValueError(f"targets must be an integer tensor of shape ({z.shape[0]},), got {shape}")
     if targets.device != z.device:
         raise ValueError(f"targets must be on the device of z ({z.device}), got {targets.device}")
-    if not _is_compiling() and bool(((targets < 0) | (targets >= bank.shape[0])).any()):
+    if not value_checks_deferred() and bool(((targets < 0) | (targets >= bank.shape[0])).any()):
         raise ValueError(f"targets must lie in [0, {bank.shape[0]}) (the bank's rows)")
     t = check_temperature(temperature)
     dtype = torch.promote_types(z.dtype, torch.float32)

@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, check_temperature
+from ._common import NonFiniteEmbeddingError, check_temperature, value_checks_deferred
 
 
 def _check(x: object, name: str, dims: int) -> None:
     if not isinstance(x, Tensor) or x.dim() != dims or not x.is_floating_point() or x.shape[0] < 1:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{name}: expected a non-empty floating tensor with {dims} dimensions, got {shape}")
-    if not bool(torch.isfinite(x).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(x).all()):
         raise NonFiniteEmbeddingError(f"{name} contains NaN or infinite values")
 
 

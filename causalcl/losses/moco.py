@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, _is_compiling, check_embeddings, check_temperature, normalize
+from ._common import NonFiniteEmbeddingError, check_embeddings, check_temperature, normalize, value_checks_deferred
 
 
 def info_nce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2) -> Tensor:
@@ -62,5 +62,5 @@ def check_queue_inputs(q: Tensor, k: Tensor, queue: Tensor) -> None:
         raise ValueError(f"queue must have a floating-point dtype, got {queue.dtype}")
     if queue.device != q.device:
         raise ValueError(f"queue must be on the same device as q, got {queue.device} vs {q.device}")
-    if not _is_compiling() and not bool(torch.isfinite(queue).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(queue).all()):
         raise NonFiniteEmbeddingError("queue contains NaN or infinite values")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, _is_compiling, check_embeddings, check_temperature, normalize
+from ._common import NonFiniteEmbeddingError, check_embeddings, check_temperature, normalize, value_checks_deferred
 
 
 def _check_support(support: object, z: Tensor) -> None:
@@ -17,7 +17,7 @@ def _check_support(support: object, z: Tensor) -> None:
         raise ValueError(f"support must have a floating-point dtype, got {support.dtype}")
     if support.device != z.device:
         raise ValueError(f"support must be on the same device as z, got {support.device} vs {z.device}")
-    if not _is_compiling() and not bool(torch.isfinite(support).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(support).all()):
         raise NonFiniteEmbeddingError("support contains NaN or infinite values")
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import check_pair, check_real, normalize
+from ._common import check_pair, check_real, normalize, value_checks_deferred
 
 
 def _check_scores(pos: object, neg: object, names: tuple[str, str] = ("pos", "neg")) -> None:
@@ -26,7 +26,7 @@ def _check_scores(pos: object, neg: object, names: tuple[str, str] = ("pos", "ne
             raise ValueError(f"{name} must be a tensor of shape (anchors, count) with both >= 1, got {shape}")
         if not x.is_floating_point():
             raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
-        if not bool(torch.isfinite(x).all()):
+        if not value_checks_deferred() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
     if pos.shape[0] != neg.shape[0]:  # type: ignore[union-attr]
         raise ValueError(f"{names[1]} must have as many anchors (rows) as {names[0]}, "

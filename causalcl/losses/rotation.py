@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, _is_compiling
+from ._common import NonFiniteEmbeddingError, value_checks_deferred
 
 
 def rotation_loss(logits: Tensor, rotations: Tensor) -> Tensor:
@@ -33,7 +33,7 @@ def rotation_loss(logits: Tensor, rotations: Tensor) -> Tensor:
         raise ValueError(f"logits must be a tensor of shape (M, C) with M >= 1 and C >= 2, got {shape}")
     if not logits.is_floating_point():
         raise ValueError(f"logits must have a floating-point dtype, got {logits.dtype}")
-    if not _is_compiling() and not bool(torch.isfinite(logits).all()):
+    if not value_checks_deferred() and not bool(torch.isfinite(logits).all()):
         raise NonFiniteEmbeddingError("logits contains NaN or infinite values")
     if not isinstance(rotations, Tensor) or rotations.shape != logits.shape[:1]:
         shape = tuple(rotations.shape) if isinstance(rotations, Tensor) else type(rotations).__name__
@@ -42,7 +42,7 @@ def rotation_loss(logits: Tensor, rotations: Tensor) -> Tensor:
         raise ValueError(f"rotations must have an integer dtype, got {rotations.dtype}")
     if rotations.device != logits.device:
         raise ValueError(f"rotations must be on the same device as logits, got {rotations.device} vs {logits.device}")
-    if not _is_compiling() and bool(((rotations < 0) | (rotations >= logits.shape[1])).any()):
+    if not value_checks_deferred() and bool(((rotations < 0) | (rotations >= logits.shape[1])).any()):
         raise ValueError(f"rotations must lie in [0, {logits.shape[1]}), got values in "
                          f"[{int(rotations.min())}, {int(rotations.max())}]")
     return F.cross_entropy(logits, rotations.long())

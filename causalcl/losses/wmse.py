@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import NonFiniteEmbeddingError, check_embeddings, check_real
+from ._common import NonFiniteEmbeddingError, check_embeddings, check_real, value_checks_deferred
 
 
 class WhiteningError(NonFiniteEmbeddingError):
@@ -37,7 +37,8 @@ def whiten(x: Tensor, eps: float = 0.0) -> Tensor:
         (N, D) whitened embeddings.
 
     Raises:
-        ValueError: bad input or ε; ``WhiteningError`` when Σ_ε is not positive definite.
+        ValueError: bad input or ε; ``WhiteningError`` when Σ_ε is not positive definite (inside
+            ``deferred_value_checks``, as in the Trainer's steps: NaN rows instead, so no host sync).
     """
     check_embeddings(x, "x")
     eps = check_real(eps, "eps", low=0.0, high=1.0)
@@ -53,7 +54,9 @@ def whiten(x: Tensor, eps: float = 0.0) -> Tensor:
         if eps > 0:
             cov = (1.0 - eps) * cov + eps * torch.eye(d, dtype=cov.dtype, device=cov.device)
         chol, info = torch.linalg.cholesky_ex(cov)
-        if int(info) != 0:
+        if value_checks_deferred():  # no host sync: a failed factorisation gives NaN, the Trainer's non-finite loss
+            chol = torch.where(info == 0, chol, torch.full_like(chol, float("nan")))
+        elif int(info) != 0:
             raise WhiteningError(f"x: the covariance of {n} samples in {d} dimensions is not positive definite "
                                  "(collapsed embeddings?); use eps > 0 or more samples")
         return torch.linalg.solve_triangular(chol, xc.T, upper=False).T
@@ -106,7 +109,10 @@ def wmse_loss(z1: Tensor, z2: Tensor, *more: Tensor, w_size: int = 128, w_iter: 
     total = z1.new_zeros((), dtype=torch.promote_types(z1.dtype, torch.float32))
     pairs = [(u, v) for u in range(len(views)) for v in range(u + 1, len(views))]
     for _ in range(w_iter):
-        perm = torch.randperm(n, generator=generator).to(z1.device)
+        perm = torch.randperm(n, generator=generator)  # on the CPU: the same sub-batches on every device
+        if z1.device.type == "cuda":  # pinned, so the copy does not synchronise the host
+            perm = perm.pin_memory()
+        perm = perm.to(z1.device, non_blocking=True)
         parts = torch.tensor_split(perm, chunks)
         white = [torch.cat([whiten(z[idx], eps) for idx in parts]) for z in views]
         if normalize:

@@ -90,10 +90,11 @@ class Method(nn.Module, metaclass=ABCMeta):
         meta-learners to itself)."""
         return (p for p in self.parameters() if p.requires_grad)
 
-    def meta_step(self, views: list[torch.Tensor], lr: float) -> dict[str, float]:
+    def meta_step(self, views: list[torch.Tensor], lr: float) -> dict[str, torch.Tensor | float]:
         """Hook between the Trainer's backward and its optimiser step for bilevel methods; returns terms
-        to log. ``lr`` is the current learning rate of the Trainer's optimiser (for information; ICL-MSR
-        and MetAug have a lookahead step size of their own)."""
+        to log, best as 0-dim device tensors (the Trainer reads them at its logging steps only; a Python float
+        costs a host synchronisation per step on a GPU). ``lr`` is the current learning rate of the Trainer's
+        optimiser (for information; ICL-MSR and MetAug have a lookahead step size of their own)."""
         return {}
 
     def on_step_end(self, step: int, total_steps: int) -> None:

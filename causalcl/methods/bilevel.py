@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..distributed import all_reduce_sum, world_size
+from ..losses import value_checks_deferred
 from .tangent_tape import TangentTape
 
 
@@ -80,21 +81,33 @@ def grads_or_zeros(loss: Tensor, params: Sequence[Tensor], retain_graph: bool = 
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, got, strict=True)]
 
 
-def grad_norm(grads: Sequence[Tensor]) -> float:
-    """The Euclidean norm of a list of gradient tensors taken as one vector."""
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+def grad_norm(grads: Sequence[Tensor]) -> Tensor:
+    """The Euclidean norm of a list of gradient tensors taken as one vector: a 0-dim tensor on their device (no
+    host synchronisation; the Trainer reads logged terms at its logging steps only)."""
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
 
 
 def stage1_gradients(params: Sequence[Tensor]) -> list[Tensor] | None:
     """The gradients the Trainer's backward of the stage-1 loss left in ``p.grad`` (zeros for unused
-    parameters), or ``None`` when there are none or any is non-finite (an fp16 overflow step)."""
+    parameters), or ``None`` when there are none or any is non-finite (an fp16 overflow step).
+
+    The finiteness test reads the device (one host synchronisation). Inside the Trainer's steps
+    (``deferred_value_checks``) it runs only under fp16 autocast, where an overflow step is routine (the
+    GradScaler skips it); in fp32/bf16 a non-finite gradient comes with a non-finite loss, which stops training
+    at the Trainer's next check anyway."""
     grads = [p.grad for p in params]
     if all(g is None for g in grads):
         return None
     out = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads, strict=True)]
-    if not all(bool(torch.isfinite(g).all()) for g in out):
+    if value_checks_deferred() and not _fp16_autocast(out[0].device.type):
+        return out
+    if not bool(torch.stack([torch.isfinite(g).all() for g in out]).all()):
         return None
     return out
+
+
+def _fp16_autocast(device_type: str) -> bool:
+    return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16
 
 
 def directional_derivative(fn: Callable[[dict[str, Tensor]], list[Tensor]], params: dict[str, Tensor],
@@ -151,7 +164,11 @@ def recorded_tangents(tape: TangentTape | None, embeddings: Sequence[Tensor], pa
     try:
         recorded = torch.cat(tape.outputs())
         z = torch.cat([e.detach() for e in embeddings])
-        if recorded.shape != z.shape or not torch.equal(recorded, z):
+        if recorded.shape != z.shape:
+            return None
+        # the values too, except in the Trainer's steps (a host sync), where Stage1Record.usable has already
+        # matched the views, the backward and the parameter versions of the forward that recorded the tape
+        if not value_checks_deferred() and not torch.equal(recorded, z):
             return None
         u = tape.jvp({id(p): d for p, d in zip(params, direction, strict=True)})
         return list(u.split([e.shape[0] for e in embeddings]))

@@ -93,6 +93,8 @@ from .tangent_tape import TangentTape
 
 #: ``meta_lookahead_share`` below this for ``SHARE_PATIENCE`` consecutive meta steps prints one warning
 SHARE_FLOOR, SHARE_PATIENCE = 0.05, 50
+#: the streak of low shares is counted on the device and read (one host sync) every this many meta steps
+SHARE_CHECK_EVERY = 10
 #: defaults of α and γ, chosen by measurement (module docstring)
 DEFAULT_ALPHA, DEFAULT_GAMMA = 0.03, 0.02
 
@@ -152,7 +154,11 @@ class ICLMSR(MetaOptimizerState, Method):
         self._stage1: Stage1Record | None = None  # z1, z2, h of the last stage-1 forward
         has_online_path = hasattr(self.base, "projector") and hasattr(self.base, "backbone")
         self._tape = TangentTape.of(self.base.backbone, self.base.projector) if has_online_path else None
-        self._low_share_steps, self._share_warned = 0, False
+        # the current streak of low lookahead shares and whether it ever reached SHARE_PATIENCE (device tensors,
+        # created at the first meta step), the meta steps taken, and whether the warning was given
+        self._low_share_steps: Tensor | None = None
+        self._share_streak_reached: Tensor | None = None
+        self._meta_steps, self._share_warned = 0, False
         self.meta_lr = check_real(meta_lr, "meta_lr", low=0.0, low_open=True)
         self.uniformity_t = check_real(uniformity_t, "uniformity_t", low=0.0, low_open=True)
         if negatives not in MSR_NEGATIVES:
@@ -329,8 +335,9 @@ class ICLMSR(MetaOptimizerState, Method):
         uni = uniformity_of_strata(strata, self.uniformity_t)
         return g_look, grads_or_zeros(self.gamma * uni, phi), outer.detach(), uni.detach()
 
-    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
-        """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms.
+    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, Tensor]:
+        """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms (0-dim device tensors:
+        no host synchronisation, the Trainer reads them at its logging steps).
 
         Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step,
         so θ is the point stage 1 differentiated and ``p.grad`` holds g = ∇_θ L_to (reused). ``lr`` is
@@ -351,15 +358,25 @@ class ICLMSR(MetaOptimizerState, Method):
         self.meta_optimizer.step()
         self.meta_optimizer.zero_grad(set_to_none=True)
         total_norm, look_norm = grad_norm(total), grad_norm(g_look)
-        share = look_norm / total_norm if total_norm > 0 else 0.0
+        share = torch.where(total_norm > 0, look_norm / total_norm, torch.zeros_like(total_norm))
         self._watch_share(share)
-        return {"uni_loss": float(uni.detach()), "meta_ct_loss": float(outer.detach()),
+        return {"uni_loss": uni.detach(), "meta_ct_loss": outer.detach(),
                 "meta_grad_norm": total_norm, "meta_lookahead_grad_norm": look_norm, "meta_lookahead_share": share}
 
-    def _watch_share(self, share: float) -> None:
-        """Warn once when the lookahead share stays below ``SHARE_FLOOR`` for ``SHARE_PATIENCE`` meta steps."""
-        self._low_share_steps = self._low_share_steps + 1 if share < SHARE_FLOOR else 0
-        if self._low_share_steps >= SHARE_PATIENCE and not self._share_warned:
+    def _watch_share(self, share: Tensor) -> None:
+        """Warn once when the lookahead share stays below ``SHARE_FLOOR`` for ``SHARE_PATIENCE`` meta steps.
+
+        The streak is counted on the device; whether it reached ``SHARE_PATIENCE`` is read every
+        ``SHARE_CHECK_EVERY`` meta steps, so the warning comes at most that many steps late."""
+        if self._low_share_steps is None or self._share_streak_reached is None:
+            self._low_share_steps = torch.zeros((), dtype=torch.long, device=share.device)
+            self._share_streak_reached = torch.zeros((), dtype=torch.bool, device=share.device)
+        low = share < SHARE_FLOOR
+        self._low_share_steps = torch.where(low, self._low_share_steps + 1, torch.zeros_like(self._low_share_steps))
+        self._share_streak_reached = self._share_streak_reached | (self._low_share_steps >= SHARE_PATIENCE)
+        self._meta_steps += 1
+        if (not self._share_warned and self._meta_steps % SHARE_CHECK_EVERY == 0
+                and bool(self._share_streak_reached)):
             self._share_warned = True
             warnings.warn(f"icl_msr: meta_lookahead_share has stayed below {SHARE_FLOOR} for {SHARE_PATIENCE} steps, "
                           "so f_msr learns from L_uni alone; raise method.alpha or method.lam, or lower method.gamma",

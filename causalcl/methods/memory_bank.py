@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import instance_nce_normalizer
+from ..losses import instance_nce_normalizer, value_checks_deferred
 
 #: odd 64-bit constant that spreads consecutive steps over the seed space
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -43,14 +43,22 @@ class MemoryBank(nn.Module):
         self.register_buffer("normalizer", torch.tensor(-1.0))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("seed", torch.randint(0, 2**62, (), dtype=torch.long))
+        self._host: list[int] | None = None  # [seed, step] mirrored on the host (no device read per step)
 
     @property
     def num_items(self) -> int:
         return self.bank.shape[0]
 
+    def _host_state(self) -> list[int]:
+        """[seed, step] as Python ints: read from the buffers once (after a load, or DDP's first broadcast), then
+        kept in step by ``update``."""
+        if self._host is None:
+            self._host = [int(self.seed), int(self.step)]
+        return self._host
+
     def _generator(self, salt: int) -> torch.Generator:
         gen = torch.Generator(device=self.bank.device)
-        return gen.manual_seed((int(self.seed) + salt * _GOLDEN) % 2**63)
+        return gen.manual_seed((self._host_state()[0] + salt * _GOLDEN) % 2**63)
 
     @torch.no_grad()
     def allocate(self, num_items: int) -> None:
@@ -75,7 +83,7 @@ class MemoryBank(nn.Module):
         if indices.shape != (rows,):
             raise ValueError(f"indices: expected one dataset index per row of the views ({rows}), "
                              f"got shape {tuple(indices.shape)}")
-        if bool(((indices < 0) | (indices >= self.num_items)).any()):
+        if not value_checks_deferred() and bool(((indices < 0) | (indices >= self.num_items)).any()):
             raise ValueError(f"indices: expected dataset indices in [0, {self.num_items}), got "
                              f"[{int(indices.min())}, {int(indices.max())}]")
         return indices.to(self.bank.device)
@@ -95,7 +103,7 @@ class MemoryBank(nn.Module):
 
     def noise(self, m: int) -> Tensor:
         """m indices drawn uniformly with replacement from the bank, a function of (seed, step)."""
-        gen = self._generator(int(self.step) + 1)
+        gen = self._generator(self._host_state()[1] + 1)
         return torch.randint(0, self.num_items, (m,), generator=gen, device=self.bank.device)
 
     @torch.no_grad()
@@ -104,6 +112,7 @@ class MemoryBank(nn.Module):
         feats = F.normalize(features.detach().to(self.bank.dtype), dim=1)
         rows = self.bank.index_select(0, indices)
         self.bank.index_copy_(0, indices, F.normalize(momentum * rows + (1 - momentum) * feats, dim=1))
+        self._host_state()[1] += 1
         self.step += 1
 
     def forward(self) -> Tensor:
@@ -115,3 +124,4 @@ class MemoryBank(nn.Module):
         if isinstance(saved, Tensor) and saved.shape != self.bank.shape:
             self.bank = torch.empty(saved.shape, dtype=self.bank.dtype, device=self.bank.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._host = None  # read the loaded seed and step again

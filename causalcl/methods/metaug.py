@@ -345,9 +345,10 @@ class MetAug(MetaOptimizerState, Method):
         grads["lookahead"] = grads_or_zeros(-alpha * pairing, omega)
         return grads, objective.detach()
 
-    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, float]:
+    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, Tensor]:
         """One MAG step on ∇_ω M(θ'(ω), ω); returns ``meta_grad_norm``, ``meta_objective`` and the norm of
-        each term (``mag_grad_norm_aug``, ``mag_grad_norm_margin``, ``mag_grad_norm_lookahead``).
+        each term (``mag_grad_norm_aug``, ``mag_grad_norm_margin``, ``mag_grad_norm_lookahead``), as 0-dim device
+        tensors (no host synchronisation; the Trainer reads them at its logging steps).
 
         Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step:
         θ is the point stage 1 differentiated and ``p.grad`` holds ∇_θ L_enc (reused)."""
@@ -369,7 +370,7 @@ class MetAug(MetaOptimizerState, Method):
         self.meta_optimizer.step()
         for p in params:  # no stale MAG gradients for the Trainer's gradient clipping to see
             p.grad = None
-        out = {"meta_grad_norm": grad_norm(total), "meta_objective": float(objective.detach())}
+        out = {"meta_grad_norm": grad_norm(total), "meta_objective": objective.detach()}  # device tensors: no sync
         out.update({f"mag_grad_norm_{k}": grad_norm(g) for k, g in parts.items()})
         return out
 

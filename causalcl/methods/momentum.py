@@ -88,10 +88,10 @@ class FeatureQueue(nn.Module):
             self.queue.copy_(keys[-self.size:])
             self.ptr.zero_()
             return
-        start = int(self.ptr)
-        idx = (torch.arange(n, device=self.queue.device) + start) % self.size
+        # the pointer stays on the device (no host sync per step)
+        idx = (torch.arange(n, device=self.queue.device) + self.ptr) % self.size
         self.queue.index_copy_(0, idx, keys)
-        self.ptr.fill_((start + n) % self.size)
+        self.ptr.copy_((self.ptr + n) % self.size)
 
     def forward(self) -> Tensor:
         """The current keys, (size, dim), detached."""

@@ -86,10 +86,21 @@ class NNCLR(Method):
         self.queue = FeatureQueue(queue_size, out)
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self._pending: torch.Tensor | None = None  # z¹ of the last forward, enqueued in on_step_end
+        self._filled: int | None = None  # queue_filled mirrored on the host (a slice length: no device read per step)
+
+    def filled(self) -> int:
+        """How many rows of the support set are filled (``queue_filled``, read from the device after a load only)."""
+        if self._filled is None:
+            self._filled = int(self.queue_filled)
+        return self._filled
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super()._load_from_state_dict(*args, **kwargs)
+        self._filled = None
 
     def support(self) -> torch.Tensor:
         """The filled part of the support set, (min(filled, K), D), detached."""
-        return self.queue()[: int(self.queue_filled)]
+        return self.queue()[: self.filled()]
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         self.check_views(views, 2)
@@ -108,5 +119,6 @@ class NNCLR(Method):
             return
         n = self._pending.shape[0] * world_size()
         self.queue.enqueue(self._pending)
-        self.queue_filled.fill_(min(int(self.queue_filled) + n, self.queue.size))
+        self._filled = min(self.filled() + n, self.queue.size)
+        self.queue_filled.fill_(self._filled)
         self._pending = None

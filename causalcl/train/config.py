@@ -28,7 +28,7 @@ import yaml
 from .files import atomic_write
 from .typed import YAML_LOADER, coerce, show
 
-#: the ``train.amp`` modes (autocast dtypes on GPU)
+#: the ``train.amp`` modes (autocast dtypes; ``bf16`` runs on CPU too)
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -88,7 +88,9 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     threads: int | None = None
-    amp: str = "none"  # none | bf16 | fp16 (autocast on GPU)
+    amp: str = "none"  # none | bf16 | fp16: autocast (bf16 also on CPU; fp16 with loss scaling, for GPUs)
+    # torch.compile the method's forward (backbone, heads, loss; meta-steps stay eager): see README "GPU"
+    compile: bool = False
     tensorboard: bool = False  # also log to <out>/tensorboard (needs the `tensorboard` extra)
     # under torchrun: "global" = every rank augments the global batch and keeps its slice (same views as one
     # process), "local" = each rank augments only its slice with its own seed (cheaper, different draws)

@@ -9,7 +9,8 @@ logged and diagnosed afterwards, not the steps already taken:
 * ``train.steps`` / ``train.epochs``: the run is extended (or shortened, to no less than the steps already
   trained) and the schedule is re-planned (see ``causalcl.train.schedule.WarmupCosine.replan``);
 * ``train.time_limit_s``, ``train.checkpoint_every``, ``train.log_every``, ``train.threads``, ``train.device``,
-  ``train.tensorboard``, ``train.ddp_find_unused_parameters``, ``model.channels_last`` (memory layout only);
+  ``train.tensorboard``, ``train.ddp_find_unused_parameters``, ``train.compile``, ``model.channels_last``
+  (memory layout only);
 * ``data.root``: where the data lies (its name, size and options are compared);
 * ``eval.*``: the diagnostics run after training.
 
@@ -29,7 +30,7 @@ __all__ = ["FREE_KEYS", "check_same_run", "constructor_defaults", "flatten", "ru
 
 FREE_KEYS = ("train.steps", "train.epochs", "train.time_limit_s", "train.checkpoint_every", "train.log_every",
              "train.threads", "train.device", "train.tensorboard", "train.ddp_find_unused_parameters",
-             "model.channels_last", "data.root", "eval.")
+             "train.compile", "model.channels_last", "data.root", "eval.")
 
 _UNSET = object()
 

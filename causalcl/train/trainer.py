@@ -27,12 +27,22 @@ hand memory-bank methods the training-set size and each batch's item indices) ar
 DDP averages the gradients of the parameters the Trainer's optimiser steps; trainable parameters
 outside ``optim_parameters()`` (meta-learners updated in ``meta_step``) are left to the method, which
 must average their gradients over ranks itself (``all_reduce_sum(g) / world_size()``).
+
+No host synchronisation per step (what a GPU needs to keep its queue full): ``train_step`` returns the loss terms
+as detached 0-dim tensors on the device, and the steps run inside ``causalcl.losses.deferred_value_checks`` (the
+losses skip their host-reading NaN/index checks). Each step's terms are kept (references, no copy) until
+``check_finite`` reads them all at once -- one synchronisation -- at every logging step (``train.log_every``),
+before every checkpoint (``save``), at the end, when a step raises, and at the latest every
+``MAX_UNCHECKED_STEPS`` steps. So a NaN/inf loss is detected at most ``min(log_every, checkpoint_every,
+MAX_UNCHECKED_STEPS) - 1`` steps late; the ``NonFiniteLossError`` still names the FIRST non-finite step and its
+terms, and the last good checkpoint, which is never overwritten (the check runs before each save). The steps in
+between run on NaN weights and are discarded with the run. Only logging steps convert terms to Python floats (one
+device-to-host copy for all of them). Batches cross to a CUDA device from pinned memory with ``non_blocking``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -43,7 +53,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed as dist_utils
-from ..losses import NonFiniteEmbeddingError
+from ..losses import NonFiniteEmbeddingError, deferred_value_checks
 from ..methods.base import Method
 from . import ddp
 from .checkpoint import check_run_checkpoint, load_checkpoint, non_finite_tensor, save_checkpoint
@@ -56,7 +66,11 @@ from .optim import build_optimizer
 from .resume import check_same_run, constructor_defaults
 from .schedule import WarmupCosine
 
-#: a view function maps (images (B,3,H,W) in [0,1], batch indices, generator) to a list of views
+#: the longest run of steps whose losses are not checked for NaN/inf (one host synchronisation per check)
+MAX_UNCHECKED_STEPS = 100
+
+#: a view function maps (images (B,3,H,W) in [0,1], clips (B,T,3,H,W) or a graph batch, batch indices, generator)
+#: to a list of views
 ViewFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], list[torch.Tensor]]
 
 
@@ -154,6 +168,8 @@ class Trainer:
         self.model: torch.nn.Module = self.method  # what forward goes through: the method or its DDP wrapper
         if self.distributed:  # synchronised BN replaces layers: before the optimiser collects the parameters
             self.method = ddp.convert_sync_batchnorm(self.method, self.device)
+        if tc.compile:  # the method's __call__ (forward + loss) compiled in place: same parameters and state_dict keys
+            self.method.compile()
         self.optimizer = build_optimizer(self.method, config.optim)
         if self.distributed:
             find_unused = tc.ddp_find_unused_parameters
@@ -173,6 +189,8 @@ class Trainer:
         self.last_good: Path | None = None
         self.last_good_step: int | None = None
         self.restored = False  # restore() has loaded the checkpoint (fit(resume=True) then does not load it again)
+        # (step, terms on the device) of each step whose loss check_finite has not read yet
+        self._unchecked: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.seconds_before = 0.0  # training seconds of the earlier parts of a resumed run
         self._part_start: float | None = None
 
@@ -263,7 +281,8 @@ class Trainer:
         """Rank 0 writes the checkpoint (atomically); every rank waits for it.
 
         Weights that are no longer finite are never written: ``NonFiniteLossError`` names the last good
-        checkpoint instead."""
+        checkpoint instead; nor after a step whose loss was not finite (``check_finite`` runs first)."""
+        self.check_finite()
         bad = non_finite_tensor(self.method.state_dict())
         if bad is not None:
             raise NonFiniteLossError(self.step, {"weights": f"NaN/inf in {bad!r}"}, self.last_good,
@@ -296,55 +315,100 @@ class Trainer:
         if local:
             indices, seed = indices[self.local_slice()], _derived_seed(seed, 3, self.rank)
         images, _ = self.dataset.get_batch(indices)
-        images = images.to(self.device, non_blocking=True)
+        images = self.to_device(images)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         views = self.view_fn(images, indices, gen)
         if self.distributed and not local:
+            if not all(isinstance(v, torch.Tensor) for v in views):
+                raise ValueError("train.ddp_views: views that are not tensors (graph batches) cannot be sliced per "
+                                 "process; set train.ddp_views=local (each process loads its own graphs)")
             if any(v.shape[0] != len(indices) for v in views):
                 raise ValueError(f"view function: under DDP every view must hold one row per image of the batch "
                                  f"({len(indices)}), got {[v.shape[0] for v in views]}")
             views = [v[self.local_slice()] for v in views]
         rows = indices[self.local_slice()] if self.distributed and not local else indices
-        self.method.set_batch_indices(torch.as_tensor(rows, dtype=torch.long).to(self.device))
-        if self.channels_last:
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        self.method.set_batch_indices(self.to_device(torch.as_tensor(rows, dtype=torch.long)))
+        if self.channels_last:  # image batches only: clips (5-D), graph batches and targets stay as they are
+            views = [v.contiguous(memory_format=torch.channels_last) if isinstance(v, torch.Tensor) and v.ndim == 4
+                     else v for v in views]
         return views
 
     # --- loop ----------------------------------------------------------------------------------
-    def forward_backward(self, views: list[torch.Tensor]) -> dict[str, float]:
-        """Forward (through DDP when distributed), checks, ``zero_grad`` and backward; returns the terms."""
+    def to_device(self, batch):  # noqa: ANN001, ANN201 (a tensor, or a batch object with .to(device))
+        """``batch`` on the training device; a CPU tensor bound for CUDA goes through pinned memory with
+        ``non_blocking=True`` (no host synchronisation; the pinned buffer is kept until the copy is done)."""
+        if not isinstance(batch, torch.Tensor):
+            return batch.to(self.device)
+        if batch.device == self.device:
+            return batch
+        if self.device.type == "cuda" and batch.device.type == "cpu":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
+
+    def forward_backward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Forward (through DDP when distributed), ``zero_grad`` and backward; returns the scalar terms as detached
+        0-dim tensors on the device. Their finiteness is read later, by :meth:`check_finite` (no host sync here)."""
         self.method.train()
         autocast = self._autocast()
         last = (self.last_good, self.last_good_step)
         try:
-            with autocast:
+            with autocast, deferred_value_checks():
                 out = self.model(views)
-        except NonFiniteEmbeddingError as exc:  # the loss refused NaN/inf embeddings
+        except NonFiniteEmbeddingError as exc:  # a check that still ran refused NaN/inf embeddings
+            self.check_finite(all_ranks=False)  # an earlier step's non-finite loss comes first
             raise NonFiniteLossError(self.step + 1, {"loss": float("nan"), "error": str(exc)}, *last) from exc
         except RuntimeError as exc:
+            if self.config.train.compile and type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                reason = " ".join(str(exc).split())[:300]
+                raise ValueError(f"train.compile: torch.compile could not compile method {self.method.name!r} on "
+                                 f"{self.device.type} ({type(exc).__name__}: {reason}); train without it "
+                                 "(--set train.compile=false)") from exc
             if self.distributed and "find_unused_parameters" in str(exc):
                 raise ValueError(f"method {self.method.name!r} leaves some trainable parameters out of the loss "
                                  "at some step; train with --set train.ddp_find_unused_parameters=true") from exc
             raise
         loss = out["loss"]
-        terms = {k: float(v.detach().float()) for k, v in out.items()
-                 if isinstance(v, torch.Tensor) and v.ndim == 0}
-        if not math.isfinite(terms["loss"]):
-            raise NonFiniteLossError(self.step + 1, terms, *last)
+        terms = {k: v.detach() for k, v in out.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
+        self._unchecked.append((self.step + 1, terms))
+        if len(self._unchecked) >= MAX_UNCHECKED_STEPS:
+            self.check_finite()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         return terms
+
+    def check_finite(self, all_ranks: bool = True) -> None:
+        """Raise ``NonFiniteLossError`` for the first step since the last check whose loss is NaN/inf, with that
+        step's terms and the last good checkpoint; one host synchronisation (none when nothing is unchecked).
+
+        ``fit`` calls it at every logging step, before every checkpoint, at the end and when a step raises;
+        ``forward_backward`` at the latest every ``MAX_UNCHECKED_STEPS`` steps. Under DDP every rank calls it at the
+        same steps and all stop at the earliest non-finite step of any rank; ``all_ranks=False`` (after a step raised
+        on this rank alone) checks this rank's losses without a collective."""
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return
+        losses = torch.stack([terms["loss"].float().reshape(()) for _, terms in unchecked])
+        bad = ~torch.isfinite(losses)
+        found, index = torch.stack([bad.any().long(), bad.long().argmax()]).tolist()  # the one host sync
+        never = self.total_steps + 1
+        first_step = unchecked[index][0] if found else never
+        if self.distributed and all_ranks:
+            first_step = _min_over_ranks(first_step, self.device)
+        if first_step >= never:
+            return
+        terms = next((t for step, t in unchecked if step == first_step), {})
+        raise NonFiniteLossError(first_step, host_terms(terms), self.last_good, self.last_good_step)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return (torch.autocast(self.device.type, dtype=self.amp_dtype)
                 if self.amp_dtype is not None else contextlib.nullcontext())
 
-    def optimizer_step(self, views: list[torch.Tensor]) -> dict[str, float]:
+    def optimizer_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | float]:
         """After backward: ``meta_step`` (bilevel methods; it reuses the unscaled, unclipped stage-1
         gradient in ``p.grad`` at the weights stage 1 saw), clipping, the optimiser step, the schedule and
         ``on_step_end``."""
         self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
-        with self._autocast():
+        with self._autocast(), deferred_value_checks():
             terms = self.method.meta_step(views, self.optimizer.param_groups[0]["lr"])
         if self.config.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.optim.grad_clip)
@@ -355,7 +419,9 @@ class Trainer:
         self.method.on_step_end(self.step, self.total_steps)
         return terms
 
-    def train_step(self, views: list[torch.Tensor]) -> dict[str, float]:
+    def train_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | float]:
+        """One step: ``forward_backward`` then ``optimizer_step``; the terms as 0-dim device tensors (a method's
+        ``meta_step`` may add Python floats). ``host_terms`` turns them into floats (one host sync)."""
         terms = self.forward_backward(views)
         terms.update(self.optimizer_step(views))
         return terms
@@ -410,17 +476,24 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method.name}", unit="step",
                    dynamic_ncols=True, disable=None if main else True)
         while self.step < self.total_steps:
-            terms = self.train_step(self.views_for_step(self.step))
+            try:
+                terms = self.train_step(self.views_for_step(self.step))
+            except Exception:  # a step after a non-finite one may fail its own way: the first non-finite step first
+                self.check_finite(all_ranks=False)  # this rank alone (the others may be waiting in a collective)
+                raise
             bar.update(1)
             # every rank must stop at the same step: rank 0's clock decides
             stop = tc.time_limit_s is not None and ddp.any_rank(
                 main and time.perf_counter() - start > tc.time_limit_s, self.device)
-            if log is not None and (self.step % tc.log_every == 0 or self.step == self.total_steps or stop):
-                row = {"step": self.step, **terms, "lr": self.scheduler.get_last_lr()[0]}
+            logging = self.step % tc.log_every == 0 or self.step == self.total_steps or stop
+            if logging:  # every rank: the same steps, so all stop together
+                self.check_finite()
+            if log is not None and logging:
+                row = {"step": self.step, **host_terms(terms), "lr": self.scheduler.get_last_lr()[0]}
                 log.write(row)
                 if board is not None:
                     board.write(row)
-                bar.set_postfix(loss=f"{terms['loss']:.4f}")
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
             if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                 self.save()
             if stop:
@@ -432,6 +505,29 @@ class Trainer:
         self.save()
         return TrainResult(self.step, self.total_steps, self.train_seconds(), self.checkpoint_path,
                            self.log_path, stopped_early)
+
+
+def host_terms(terms: dict[str, object]) -> dict[str, float]:
+    """Loss terms as Python floats, in their order: the tensor terms of each device cross to the host in one copy
+    (a method may log a CPU scalar, e.g. an EMA momentum, beside its device terms)."""
+    by_device: dict[torch.device, list[str]] = {}
+    for key, value in terms.items():
+        if isinstance(value, torch.Tensor):
+            by_device.setdefault(value.device, []).append(key)
+    values: dict[str, float] = {}
+    for keys in by_device.values():
+        read = torch.stack([terms[k].detach().float().reshape(()) for k in keys]).tolist()
+        values.update(zip(keys, read, strict=True))
+    return {k: values[k] if k in values else float(v) for k, v in terms.items()}
+
+
+def _min_over_ranks(value: int, device: torch.device) -> int:
+    """The smallest ``value`` of every rank (an all-reduce)."""
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
 
 
 def _few(names: list[str], n: int = 3) -> str:

@@ -100,7 +100,7 @@ def _run_method(name: str, out: Path, distributed: bool, batch: int = BATCH) -> 
         trainer.train_step(trainer.views_for_step(trainer.step))
     state = {k: v.detach().clone() for k, v in trainer.method.state_dict().items()
              if isinstance(v, torch.Tensor) and "queue" not in k}
-    return {"loss": terms["loss"], "grads": grads, "state": state}
+    return {"loss": float(terms["loss"]), "grads": grads, "state": state}  # terms: device tensors
 
 
 def _compare(got: dict, single: dict, state: bool = True) -> None:

@@ -32,7 +32,7 @@ def _run(name: str, out: Path, distributed: bool) -> dict:
     for _ in range(2):
         trainer.train_step(trainer.views_for_step(trainer.step))
     state = {k: v.detach().clone() for k, v in trainer.method.state_dict().items() if isinstance(v, torch.Tensor)}
-    return {"loss": terms["loss"], "grads": grads, "state": state}
+    return {"loss": float(terms["loss"]), "grads": grads, "state": state}  # terms: device tensors
 
 
 def _worker(rank_: int, port: int, out: str) -> None:

@@ -139,6 +139,8 @@ def test_public_names() -> None:
         "instance_nce_normalizer",
         "instance_softmax",
         "clsa_ddm_loss",
+        "deferred_value_checks",
+        "value_checks_deferred",
     }
     for name in losses.__all__:
         assert hasattr(losses, name)
