@@ -16,18 +16,22 @@ from .data.augment import SimCLRAugment
 from .data.interventional import InterventionalViews, style_variables
 from .methods import Method, get_method
 from .methods.base import interventional_refusal
-from .models import build_backbone
+from .modality import InputPlan, backbone_options, check_backbone, dataset_kind, input_plan
+from .models import FramePooled, build_backbone
 from .train.config import Config
 from .train.typed import coerce_kwargs
 
-#: datasets generated from an SCM: they have `probe` / `test` environments, masks and latents
-EMBEDDED_DATASETS = ("shapes", "digits")
+#: datasets generated from an SCM: they have `probe` / `test` environments and latents (masks: all but scm_graph)
+EMBEDDED_DATASETS = ("shapes", "digits", "moving_shapes", "scm_graph")
 
 
 def load_split(config: Config, split: str):
     """One split of the configured dataset (``train``, ``probe`` or ``test``)."""
     options: dict[str, Any] = dict(config.data.options)
     if config.data.image_size is not None:
+        if dataset_kind(config.data.name) == "graph":
+            raise ValueError(f"data.image_size: dataset {config.data.name!r} has no image size (its items are graphs; "
+                             "the node-feature width is data.options.num_features); unset data.image_size")
         options.setdefault("image_size", config.data.image_size)
     if config.data.name in EMBEDDED_DATASETS:
         options.setdefault("seed", config.train.seed)
@@ -54,7 +58,34 @@ def build_encoder(config: Config, seed: int | None = None) -> nn.Module:
     if seed is not None:
         torch.manual_seed(seed)
     m = config.model
-    return build_backbone(m.backbone, cifar_stem=m.cifar_stem, channels_last=m.channels_last)
+    options = backbone_options(m.backbone, config.data.name, config.data.options)  # gcn: the node-feature width
+    return build_backbone(m.backbone, cifar_stem=m.cifar_stem, channels_last=m.channels_last, **options)
+
+
+def run_plan(config: Config) -> InputPlan:
+    """What the configured method trains on, on the configured dataset, with the backbone checked against it
+    (``causalcl.modality``).
+
+    Raises:
+        ValueError: one line: the method cannot train on the dataset's items, or ``model.backbone`` does not take
+            what the method feeds it.
+    """
+    name = config.method.get("name", "simclr")
+    plan = input_plan(name, config.data.name)
+    check_backbone(config.model.backbone, plan, name, config.data.name)
+    return plan
+
+
+def default_backbone(config: Config) -> str:
+    """The backbone a run gets when none is asked for: the default of what the method trains on, on the dataset
+    (``convnet_small`` for images and frames, ``video_small`` for clips, ``gcn`` for graphs)."""
+    return input_plan(config.method.get("name", "simclr"), config.data.name).default_backbone
+
+
+def diagnostic_encoder(encoder: nn.Module, config: Config) -> nn.Module:
+    """The encoder as the diagnostics read it: on a clip dataset an image backbone is read per clip, as the mean of
+    its frame features (``FramePooled``); otherwise the encoder itself."""
+    return FramePooled(encoder) if run_plan(config).pooled_frames else encoder
 
 
 def build_random_encoder(config: Config, seed: int) -> nn.Module:
@@ -63,7 +94,7 @@ def build_random_encoder(config: Config, seed: int) -> nn.Module:
     Built through the method so that methods whose encoder is not the plain backbone (CMC's pair of
     Lab encoders, LooC++'s concatenated spaces) get a baseline of the same architecture and width."""
     method = build_method(config, seed=seed)
-    return method.encoder
+    return diagnostic_encoder(method.encoder, config)
 
 
 def method_options(config: Config) -> dict[str, Any]:
@@ -103,7 +134,7 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
     if kind == "interventional":
         check_interventional(method)
         a = config.augment
-        views = InterventionalViews(dataset, a.intervene_on, augment if a.augment_counterfactuals else None)
+        views = InterventionalViews(dataset, a.intervene_on, counterfactual_augment(augment, config, dataset))
 
         def interventional_fn(images: torch.Tensor, indices: torch.Tensor,
                               generator: torch.Generator) -> list[torch.Tensor]:
@@ -117,6 +148,24 @@ def build_view_fn(method: Method, augment: SimCLRAugment, config: Config | None 
         return method.make_views(augment, images, generator)
 
     return view_fn
+
+
+def counterfactual_augment(augment: SimCLRAugment | None, config: Config, dataset) -> Callable[..., Any] | None:
+    """The pixel augmentation of the counterfactuals (``augment.augment_counterfactuals``), or ``None``: on clips the
+    same draw for every frame of a clip (``clip_consistent``).
+
+    Raises:
+        ValueError: ``augment.augment_counterfactuals`` on a dataset of graphs (they have no pixels)."""
+    if not config.augment.augment_counterfactuals:
+        return None
+    if augment is None or hasattr(dataset, "all_graphs"):
+        raise ValueError(f"augment.augment_counterfactuals: dataset {config.data.name!r} has no pixel augmentation "
+                         "(its items are graphs); unset it")
+    if getattr(dataset, "video", False):
+        from .data.temporal import clip_consistent
+
+        return lambda clips, generator: clip_consistent(augment, clips, generator)
+    return augment
 
 
 class InterveneThenAugment(SimCLRAugment):
@@ -185,8 +234,11 @@ def background_swap_view_fn(method: Method, augment: SimCLRAugment, config: Conf
     masks = getattr(dataset, "masks", None)
     if masks is None:
         raise ValueError(f"{key}: dataset {config.data.name!r} has no foreground masks, which a background swap "
-                         f"needs (datasets with masks: {', '.join(EMBEDDED_DATASETS)}, and imagefolder when every "
-                         f"image has a <image stem>.mask.npy beside it); unset {key}")
+                         "needs (datasets with masks: shapes, digits, moving_shapes' frames for an image method, and "
+                         f"imagefolder when every image has a <image stem>.mask.npy beside it); unset {key}")
+    if getattr(dataset, "video", False):
+        raise ValueError(f"{key}: background swaps act on images, and method {method.name!r} trains on the clips of "
+                         f"{config.data.name!r}; unset {key} (an image method on the frames can use it)")
     swap = BackgroundSwap(a.background_swap_source, float(p), a.background_swap_fill) if p > 0 else None
     styles = {name: BackgroundSwap.from_name(name, fill=a.background_swap_fill) for name in names}
 
@@ -234,6 +286,11 @@ def build_method(config: Config, seed: int | None = None) -> Method:
     cls = get_method(config.method.get("name", "simclr"))
     options = method_options(config)
     interventional = config.augment.views == "interventional"
+    plan = run_plan(config)  # the method takes the dataset's items, the backbone takes what the method feeds it
+    if interventional and plan.train_on == "frames":
+        raise ValueError(f"augment.views: interventional views of {config.data.name!r} are re-rendered clips, but "
+                         f"method {cls.name!r} trains on single frames; use a method for clips (taco, cpc) or "
+                         "augment.views=augment")
     if "style_variables" in options:
         raise ValueError("method.style_variables: set augment.intervene_on instead (with augment.views=interventional "
                          "the method is built with those variables)")

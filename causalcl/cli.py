@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--method", help="method name (default simclr); see causalcl.methods.METHODS")
     which.add_argument("--methods", metavar="A,B,C",
                        help="comma list of methods to train and diagnose side by side, each in <out>/<method>/")
-    p.add_argument("--dataset", help="shapes | digits | cifar10 | cifar100 | imagefolder (default shapes)")
+    p.add_argument("--dataset", help="shapes | digits | moving_shapes (clips) | scm_graph (graphs) | cifar10 | "
+                                     "cifar100 | imagefolder (default shapes)")
     p.add_argument("--data-root", help="local root of a real dataset (nothing is downloaded)")
-    p.add_argument("--backbone", help="convnet_small | resnet18 | resnet50")
+    p.add_argument("--backbone", help="convnet_small | resnet18 | resnet50 | video_small | gcn (default: follows the "
+                                      "dataset and method: convnet_small, video_small for clips, gcn for graphs)")
     p.add_argument("--steps", type=_count, help="training steps (with --resume: a longer run re-plans the schedule)")
     p.add_argument("--epochs", type=float, help="training epochs (overrides --steps)")
     p.add_argument("--batch-size", type=_count)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .train.checkpoint import check_run_checkpoint, load_checkpoint
-from .train.config import Config, check_values, load_yaml, parse_assignment, save_yaml, valid_keys
+from .train.config import Config, ModelConfig, check_values, load_yaml, parse_assignment, save_yaml, valid_keys
 from .train.device import resolve_device
 from .train.resume import check_same_run, constructor_defaults, flatten, run_differences
 
@@ -46,9 +46,15 @@ def make_config(args: argparse.Namespace, method: str | None = None, out: str | 
 
 
 def _requested(config: Config, args: argparse.Namespace, method: str | None) -> Config:
-    """``config`` ← --config YAML ← flags ← --set (in place; returned)."""
+    """``config`` ← --config YAML ← flags ← --set (in place; returned).
+
+    A backbone that none of them names, left at the default, follows what the method trains on, on the dataset
+    (``causalcl.build.default_backbone``: ``video_small`` for clips, ``gcn`` for graphs)."""
+    explicit = args.backbone is not None
     if args.config:
-        config.update(load_yaml(args.config))
+        values = load_yaml(args.config)
+        config.update(values)
+        explicit = explicit or "model.backbone" in flatten(values)
     flags = {"method.name": method or args.method, "data.name": args.dataset, "data.root": args.data_root,
              "model.backbone": args.backbone, "train.steps": args.steps, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.device": args.device, "train.seed": args.seed,
@@ -64,7 +70,13 @@ def _requested(config: Config, args: argparse.Namespace, method: str | None) -> 
 
         config.eval.diagnostics = parse_diagnostics(args.diagnostics)
     for assignment in args.set:
-        config.set(*parse_assignment(assignment))
+        key, value = parse_assignment(assignment)
+        config.set(key, value)
+        explicit = explicit or key == "model.backbone"
+    if not explicit and config.model.backbone == ModelConfig.backbone:
+        from .build import default_backbone
+
+        config.model.backbone = default_backbone(config)
     return config
 
 
@@ -155,7 +167,7 @@ def check_out(out: Path) -> None:
 
 def run(config: Config, out: Path, resume: bool = False) -> dict:
     """Train and diagnose; returns the results dict that was written to ``results.json``."""
-    from .build import build_augment, build_method, build_view_fn, load_split
+    from .build import build_augment, build_method, build_view_fn, load_split, run_plan
     from .diagnostics import parse_diagnostics
     from .train.trainer import Trainer, TrainingInterrupted
 
@@ -167,12 +179,14 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     diagnostics = parse_diagnostics(config.eval.diagnostics)
+    plan = run_plan(config)  # before any data is built: the method takes the dataset's items, the backbone fits
     started = time.perf_counter()
     train_set = load_split(config, "train")
-    image_size = int(train_set.images.shape[-1])
-    augment = build_augment(config, image_size)
+    # graphs have no pixel augmentation; an image method on a clip dataset trains on its frames (N·T images)
+    augment = build_augment(config, int(train_set.images.shape[-1])) if plan.dataset_kind != "graph" else None
+    data = train_set.frames_dataset() if plan.train_on == "frames" else train_set
     method = build_method(config)
-    trainer = Trainer(method, train_set, build_view_fn(method, augment, config, train_set), config, out)
+    trainer = Trainer(method, data, build_view_fn(method, augment, config, data), config, out)
     if resume:
         trainer.restore()  # checks the checkpoint against this run and re-plans a longer schedule
     if trainer.rank == 0:  # every check has passed: now the folder and config.yaml (torchrun: rank 0 alone)
@@ -191,7 +205,7 @@ def _diagnose_and_report(config: Config, out: Path, trainer, result, train_set, 
                          started: float) -> dict:
     from evaluations.report import Report
 
-    from .build import EMBEDDED_DATASETS, build_random_encoder, load_split
+    from .build import EMBEDDED_DATASETS, build_random_encoder, diagnostic_encoder, load_split
     from .diagnostics import Context, Splits, diagnose, plot_loss_curve
     from .diagnostics.findings import findings
     from .pretrain import make_pretrain_fn
@@ -212,9 +226,10 @@ def _diagnose_and_report(config: Config, out: Path, trainer, result, train_set, 
         random_encoder = build_random_encoder(config, config.train.seed + 1).to(config.train.device)
         ev = config.eval
         options = {"robustness_images": ev.robustness_images, "cam_images": ev.cam_images}
-        if ev.fgbg_steps > 0:
+        if ev.fgbg_steps > 0 and splits.kind == "image":  # the 2×2 protocol pre-trains on images
             options["pretrain_fn"] = make_pretrain_fn(config, augment, ev.fgbg_steps, ev.fgbg_batch_size)
-        ctx = Context(trainer.method.encoder, random_encoder, splits, augment, report, knn_k=ev.knn_k,
+        encoder = diagnostic_encoder(trainer.method.encoder, config)  # clips through an image backbone: frame mean
+        ctx = Context(encoder, random_encoder, splits, augment, report, knn_k=ev.knn_k,
                       knn_temperature=ev.knn_temperature, batch_size=ev.batch_size, device=config.train.device,
                       seed=config.train.seed, options=options)
         results = diagnose(ctx, diagnostics)

@@ -134,7 +134,10 @@ def run_many(configs: dict[str, Config], out: Path, resume: bool = False) -> tup
         return {}, failed
     first = next(iter(configs.values()))
     budget = f"{first.train.epochs:g} epochs" if first.train.epochs is not None else first.train.steps
-    info = {"dataset": first.data.name, "backbone": first.model.backbone, "steps": budget,
+    backbones = {name: config.model.backbone for name, config in configs.items()}  # per method on clips (frames)
+    backbone = first.model.backbone if len(set(backbones.values())) == 1 else \
+        ", ".join(f"{name}: {b}" for name, b in backbones.items())
+    info = {"dataset": first.data.name, "backbone": backbone, "steps": budget,
             "batch_size": first.train.batch_size, "seed": first.train.seed,
             "total_seconds": round(time.perf_counter() - started, 1)}
     report = write_comparison(out, runs, run_info=info, failed=failed)

@@ -15,6 +15,10 @@ Protocol (DESIGN.md §4.1, §6): features of the frozen backbone on the ``train`
 - ``cam``: Grad-CAM grounding against the foreground masks (embedded data).
 - ``identifiability``: read-out of each SCM latent, content vs style.
 
+Samples are images, clips or graph nodes (``samples``); a diagnostic that does not apply to the dataset (no masks,
+no latents, or not defined on clips / nodes) is skipped with one line saying why (``applicability``), in the
+report's ``not_applicable`` section and its findings.
+
 ``DIAGNOSTICS`` is the registry: name → (function of a ``Context``, what the dataset must provide).
 """
 
@@ -26,6 +30,7 @@ from typing import Any
 
 from evaluations.report import flatten
 
+from .applicability import NOT_APPLICABLE, applicable
 from .context import Context, Splits
 from .findings import findings
 from .foreground import run_fgbg
@@ -51,7 +56,8 @@ DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
 HEADLINE = (
     "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
     "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
-    "baselines.raw_pixels.linear_probe.accuracy", "knn.accuracy", "spectrum.rankme", "spectrum.alpha",
+    "baselines.raw_pixels.linear_probe.accuracy", "baselines.raw_features.linear_probe.accuracy", "knn.accuracy",
+    "spectrum.rankme", "spectrum.alpha",
     "geometry.alignment", "geometry.uniformity", "foreground.bg_gap", "foreground.variants.mixed_same",
     "foreground.variants.mixed_rand", "robustness.clean_error", "robustness.mean_error",
     "grounding.probe.energy_in_mask",
@@ -74,10 +80,14 @@ def parse_diagnostics(text: str | list[str] | None) -> list[str]:
 
 
 def supported(names: list[str], splits: Splits) -> tuple[list[str], list[str]]:
-    """Split ``names`` into those the dataset supports and those it cannot (no masks / latents)."""
-    have = {"": True, "masks": splits.has_masks, "latents": splits.has_latents}
-    ok = [n for n in names if have[DIAGNOSTICS[n][1]]]
-    return ok, [n for n in names if n not in ok]
+    """Split ``names`` into those the dataset supports and those it cannot (no masks / latents, or not defined on
+    its clips / nodes: ``applicability.NOT_APPLICABLE``)."""
+    ok, reasons = applicable(names, {n: DIAGNOSTICS[n][1] for n in names}, splits)
+    return ok, list(reasons)
+
+
+NOT_APPLICABLE_NOTE = ("Diagnostics that were asked for but do not apply to this dataset, each with the reason; "
+                       "nothing was computed for them.")
 
 
 def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
@@ -85,15 +95,21 @@ def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
 
     The wall time of each diagnostic goes to the report as ``run.diagnostic_seconds``."""
     results: dict[str, Any] = {}
-    runnable, skipped = supported(names, ctx.splits)
+    runnable, reasons = applicable(names, {n: DIAGNOSTICS[n][1] for n in names}, ctx.splits)
     seconds: dict[str, float] = {}
     for name in runnable:
         start = time.perf_counter()
-        results.update(DIAGNOSTICS[name][0](ctx))
+        out = DIAGNOSTICS[name][0](ctx)
+        reasons.update(out.pop("not_applicable", {}))  # a part of a diagnostic that does not apply (named)
+        results.update(out)
         seconds[name] = round(time.perf_counter() - start, 2)
     ctx.report.add("run", {"diagnostic_seconds": seconds})
+    skipped = [n for n in reasons if n in DIAGNOSTICS]
     if skipped:
         ctx.report.add("run", {"skipped_diagnostics": skipped})
+    if reasons:
+        results["not_applicable"] = reasons
+        ctx.report.add("not_applicable", reasons, note=NOT_APPLICABLE_NOTE)
     for sentence in findings(results):
         ctx.report.add_finding("run", sentence)
     flat = flatten(results, lists=False)
@@ -101,4 +117,5 @@ def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
     return results
 
 
-__all__ = ["DIAGNOSTICS", "Context", "Splits", "diagnose", "parse_diagnostics", "plot_loss_curve", "supported"]
+__all__ = ["DIAGNOSTICS", "NOT_APPLICABLE", "Context", "Splits", "diagnose", "parse_diagnostics", "plot_loss_curve",
+           "supported"]

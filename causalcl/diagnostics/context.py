@@ -1,4 +1,8 @@
-"""What every diagnostic shares: the splits, the encoders and lazily computed features and probes."""
+"""What every diagnostic shares: the splits, the encoders and lazily computed features and probes.
+
+The samples are images, clips or graph nodes (``causalcl.diagnostics.samples``): features, labels and latents
+are per sample, so the probes, kNN, spectra and read-outs run unchanged on every kind.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from torch import nn
 import evaluations
 from evaluations.report import Report
 
+from .samples import encode, input_kind, sample_latents
+
 
 @dataclass
 class Splits:
@@ -20,12 +26,21 @@ class Splits:
     has_environments: bool  # probe/test are the unconfounded environment (embedded SCM data)
 
     @property
+    def kind(self) -> str:
+        """What a sample is: ``image``, ``video`` (a clip) or ``graph`` (a node)."""
+        return input_kind(self.test)
+
+    @property
     def has_masks(self) -> bool:
         return getattr(self.test, "masks", None) is not None
 
     @property
     def has_latents(self) -> bool:
         return getattr(self.test, "latents", None) is not None
+
+    def latents(self, split: str = "test") -> dict[str, torch.Tensor] | None:
+        """Ground-truth latents per sample of ``split`` (per node on graphs)."""
+        return sample_latents(getattr(self, split))
 
 
 @dataclass
@@ -51,8 +66,7 @@ class Context:
         if key not in self._cache:
             encoder = self.encoder if which == "trained" else self.random_encoder
             self._cache[key] = {
-                name: evaluations.extract_features(encoder, getattr(self.splits, name), batch_size=self.batch_size,
-                                                   device=self.device)
+                name: encode(encoder, getattr(self.splits, name), batch_size=self.batch_size, device=self.device)
                 for name in ("train", "probe", "test")}
         return self._cache[key]
 
@@ -80,7 +94,7 @@ class Context:
         return nn.Sequential(self.encoder, result.classifier.to(self.device)).eval()
 
     def test_images(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` test images (float, on the device) and labels."""
+        """The first ``n`` test images (clips on a clip dataset; float, on the device) and labels."""
         n = len(self.splits.test) if n is None else min(n, len(self.splits.test))
         images, labels = self.splits.test.get_batch(torch.arange(n))
         return images.to(self.device), labels

@@ -12,17 +12,21 @@ def findings(results: dict[str, Any]) -> list[str]:
     base = results.get("baselines", {})
     if lp:
         rand = base.get("random_encoder", {}).get("linear_probe", {}).get("accuracy")
-        pix = base.get("raw_pixels", {}).get("linear_probe", {}).get("accuracy")
+        raw_key = "raw_features" if "raw_features" in base else "raw_pixels"
+        raw = base.get(raw_key, {}).get("linear_probe", {}).get("accuracy")
+        what = "raw node features" if raw_key == "raw_features" else "raw pixels"
         text = f"Content probe accuracy {lp['accuracy']:.1%}"
-        if rand is not None and pix is not None:
-            text += (f" against {rand:.1%} for a random encoder and {pix:.1%} for raw pixels "
-                     f"({100 * (lp['accuracy'] - rand):+.1f} points over the random encoder).")
+        if rand is not None and raw is not None:
+            text += (f" against {rand:.1%} for a random encoder and {raw:.1%} for {what} "
+                     f"({100 * (lp['accuracy'] - rand):+.1f} points over the random encoder, "
+                     f"{100 * (lp['accuracy'] - raw):+.1f} over {what}).")
         out.append(text)
         if "spurious_gap" in lp:
             gap = lp["spurious_gap"]
-            verdict = ("the features carry the confounded background, so a probe fit where background predicts "
+            style = "style signal" if raw_key == "raw_features" else "background"  # graphs: the feature style
+            verdict = (f"the features carry the confounded {style}, so a probe fit where the {style} predicts "
                        "class leans on it" if gap > 0.05 else "a probe fit on confounded data barely leans on "
-                       "the background")
+                       f"the {style}")
             out.append(f"Spurious gap {100 * gap:.1f} points (fit on unconfounded {lp['accuracy']:.1%} vs on "
                        f"confounded {lp['confounded_fit_accuracy']:.1%}): {verdict}.")
     ground = results.get("grounding", {}).get("probe")
@@ -50,4 +54,6 @@ def findings(results: dict[str, Any]) -> list[str]:
         name, best = max(style.items(), key=lambda kv: kv[1]["score"])
         out.append(f"Read-out: {name} (style) {best['score']:.1%} (chance {best['chance']:.1%}) vs the class "
                    f"{ident['cls']['score']:.1%} (chance {ident['cls']['chance']:.1%}).")
+    for name, reason in results.get("not_applicable", {}).items():
+        out.append(f"Not run: {name} — {reason}.")
     return out

@@ -5,6 +5,7 @@
 - The ICL-MSR seed's 2×2 protocol: an encoder pre-trained with the run's method on full images and
   one pre-trained on foreground-only images (same recipe and budget: ``eval.fgbg_steps`` steps at
   ``eval.fgbg_batch_size``), each probed on full and on foreground-only images.
+- On clips (``moving_shapes``) the variants are built frame by frame (``foreground_clips``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def _variant_images(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def run_fgbg(ctx: Context) -> dict[str, Any]:
+    if ctx.splits.kind == "video":  # clips: the variants frame by frame, no 2×2 matrix
+        from .foreground_clips import run_fgbg_clips
+
+        return run_fgbg_clips(ctx)
     images, masks, labels, source = _variant_images(ctx)
     views = foreground.variants(images, masks, labels, seed=ctx.seed, num_classes=len(ctx.splits.test.class_names))
     accs = foreground.background_variant_accuracies(ctx.classifier(), views, labels, batch_size=ctx.batch_size,

@@ -3,6 +3,8 @@
 Each latent is read out of the frozen test features — R² of a linear regression for continuous
 latents, logistic-regression accuracy for categorical ones — for the trained and the random
 encoder. Contrastive learning with style augmentations should keep content and drop style.
+The samples are images, clips (``moving_shapes``: class and motion are content; speed, colours and
+background are style) or graph nodes (``scm_graph``: community = content, the feature signal = style).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ NOTE = (
 
 def run_identifiability(ctx: Context, kind: str = "linear") -> dict[str, Any]:
     test = ctx.splits.test
-    latents = {name: values.numpy() for name, values in test.latents.items()}
+    latents = {name: values.numpy() for name, values in ctx.splits.latents("test").items()}  # per node on graphs
     roles = getattr(test, "latent_roles", None)
     tables = {which: identifiability.latent_r2(ctx.features(which)["test"].x, latents, kind=kind, roles=roles,
                                                seed=ctx.seed)

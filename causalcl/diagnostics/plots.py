@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def probe_bars(results: dict[str, Any]):
-    """Linear-probe accuracy of the trained encoder, the random encoder and raw pixels, per fit split."""
-    rows = {"trained": results["linear_probe"],
-            "random encoder": results["baselines"]["random_encoder"]["linear_probe"],
-            "raw pixels": results["baselines"]["raw_pixels"]["linear_probe"]}
+    """Linear-probe accuracy of the trained encoder, the random encoder and the raw data, per fit split."""
+    base = results["baselines"]
+    raw = "raw_features" if "raw_features" in base else "raw_pixels"
+    rows = {"trained": results["linear_probe"], "random encoder": base["random_encoder"]["linear_probe"],
+            raw.replace("_", " "): base[raw]["linear_probe"]}
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     names = list(rows)
     xs = range(len(names))

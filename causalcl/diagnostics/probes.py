@@ -8,6 +8,7 @@ import evaluations
 
 from .context import Context, confounded_subset
 from .plots import probe_bars
+from .samples import RAW_BASELINES, raw_baseline
 
 LINEAR_NOTE = (
     "Multinomial logistic regression on the frozen backbone features, scored on the unconfounded test "
@@ -16,8 +17,9 @@ LINEAR_NOTE = (
     "split, where the background predicts the class; 'spurious_gap' = accuracy − confounded_fit_accuracy. "
     "A large gap means the features carry the background well enough for a probe to lean on it.")
 BASELINE_NOTE = (
-    "The same linear protocol on a randomly initialised encoder of the same architecture and on raw "
-    "pixels. Read every number above against these: training helped only by what it adds to them.")
+    "The same linear protocol on a randomly initialised encoder of the same architecture and on the raw data "
+    "(pixels; a clip's mean frame; a node's raw features). Read every number above against these: training helped "
+    "only by what it adds to them.")
 KNN_NOTE = ("Weighted kNN (cosine, weights exp(s/T), InstDisc protocol): probe split as the bank, test split "
             "as queries.")
 
@@ -40,19 +42,16 @@ def linear_protocol(feats: dict[str, Any], has_environments: bool, seed: int = 0
     return out
 
 
-def _pixels(dataset: Any) -> evaluations.Features:
-    return evaluations.Features(x=dataset.images.float().div_(255).flatten(1), y=dataset.labels.clone(), extras={})
-
-
 def run_linear(ctx: Context) -> dict[str, Any]:
     envs = ctx.splits.has_environments
     confounded = ctx.confounded_probe() if envs else None
     results = {"linear_probe": linear_protocol(ctx.features(), envs, ctx.seed, main=ctx.content_probe(),
                                                confounded=confounded)}
-    pixel_feats = {name: _pixels(getattr(ctx.splits, name)) for name in ("train", "probe", "test")}
+    raw_key, raw_label = RAW_BASELINES[ctx.splits.kind]
+    raw_feats = {name: raw_baseline(getattr(ctx.splits, name)) for name in ("train", "probe", "test")}
     results["baselines"] = {
         "random_encoder": {"linear_probe": linear_protocol(ctx.features("random"), envs, ctx.seed)},
-        "raw_pixels": {"linear_probe": linear_protocol(pixel_feats, envs, ctx.seed)},
+        raw_key: {"linear_probe": linear_protocol(raw_feats, envs, ctx.seed), "what": raw_label},
     }
     ctx.report.add("linear_probe", results["linear_probe"], note=LINEAR_NOTE)
     ctx.report.add("baselines", results["baselines"], note=BASELINE_NOTE)

@@ -9,7 +9,9 @@ import torch
 import evaluations
 from evaluations import geometry, spectrum
 
+from ..data.temporal import clip_consistent
 from .context import Context
+from .samples import encode_tensor
 
 SPECTRUM_NOTE = (
     "RankMe = effective rank of the raw test features (Garrido et al. 2023, ≤ feature dim); α-ReQ = decay of "
@@ -17,7 +19,7 @@ SPECTRUM_NOTE = (
 GEOMETRY_NOTE = (
     "Alignment = mean ‖f(x¹) − f(x²)‖² of two augmented views (lower = more invariant); uniformity = "
     "log mean exp(−2‖f(x) − f(y)‖²) over test pairs (lower = more uniform), on L2-normalised backbone "
-    "features (Wang & Isola 2020).")
+    "features (Wang & Isola 2020). On clips the two views are frame-consistent augmentations of each clip.")
 
 
 def run_spectrum(ctx: Context) -> dict[str, Any]:
@@ -36,9 +38,13 @@ def run_spectrum(ctx: Context) -> dict[str, Any]:
 def run_geometry(ctx: Context, n: int = 2048) -> dict[str, Any]:
     images, _ = ctx.test_images(n)
     gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-    v1, v2 = ctx.augment.views(images, 2, gen)
-    z1, z2 = (evaluations.extract_features(ctx.encoder, v, batch_size=ctx.batch_size, device=ctx.device).x
-              for v in (v1, v2))
+    if images.ndim == 5:  # clips: each view one draw of the augmentation, the same for every frame of a clip
+        v1, v2 = (clip_consistent(ctx.augment, images, gen) for _ in range(2))
+        z1, z2 = (encode_tensor(ctx.encoder, v, batch_size=ctx.batch_size, device=ctx.device) for v in (v1, v2))
+    else:
+        v1, v2 = ctx.augment.views(images, 2, gen)
+        z1, z2 = (evaluations.extract_features(ctx.encoder, v, batch_size=ctx.batch_size, device=ctx.device).x
+                  for v in (v1, v2))
     uniformity = geometry.uniformity(ctx.features()["test"].x[:4096])
     values = {"alignment": geometry.alignment(z1, z2), "uniformity": uniformity}
     ctx.report.add("geometry", values, note=GEOMETRY_NOTE)

@@ -13,8 +13,19 @@ the (global) batch (``causalcl.losses.cpc_loss``)::
     ℓ = −log( exp((W_k c_{t,p})ᵀ z_{t+k,p}) / Σ_{all patches j of the batch} exp((W_k c_{t,p})ᵀ z_j) ),
     L = mean over directions of 1/K Σ_k mean_{b,t,p} ℓ
 
-Generic sequence axis: ``CausalContext`` and ``cpc_loss`` take any (B, T, P, D); a clip's frames are T (P = 1
-for pooled frames, or the cells of a per-frame grid), so a video variant only changes how z is laid out.
+Clips (context over frames; chosen by the input's shape, 5-D (B, T, 3, H, W) views): each frame is encoded alone
+by the backbone (an image backbone: a (2+1)D net would mix future frames into z_t and make the prediction
+trivial), z_t = f(x_t) with z laid out as (B, T, P = 1, D), the same causal context runs over the frames,
+c_t = g_ar(z_{≤t}), and W_k predicts the frame k steps ahead against every frame of the (global) batch, those
+of the same clip included::
+
+    ℓ_{b,t,k} = −log( exp((W_k c_{b,t})ᵀ z_{b,t+k}) / Σ_{frames (b', t') of the batch} exp((W_k c_{b,t})ᵀ z_{b',t'}) ),
+    L = 1/K Σ_k mean_{b, t < T−k} ℓ_{b,t,k}                      (K ≤ T − 1)
+
+Direction ``"down"`` reads the frames forward in time, ``"up"`` backward; ``"right"``/``"left"`` (grid columns)
+do not apply to clips. The view is one draw of the image augmentation, the same for every frame of a clip
+(``clip_consistent``). The evaluated clip representation is the mean of the frame latents,
+1/T Σ_t f(x_t) (``causalcl.models.FramePooled``), as CPC v2 pools its patch latents.
 
 Defaults and why: grid 7 with half-overlapping patches of 2·H/(G+1) px (the papers' 7×7 grid of 64-px patches,
 stride 32, scaled); K = 3 offsets (on 7 rows the furthest offset still has 4 source rows; the loss cost grows
@@ -36,12 +47,13 @@ over four noisy runs); the backbone pass over the patches costs ≈ 1.2× SimCLR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.temporal import clip_consistent
 from ..distributed import gather
 from ..losses import cpc_loss
 from .base import Method
@@ -106,10 +118,10 @@ def layer_norm_(module: nn.Module) -> nn.Module:
 
 
 class CPC(Method):
-    """CPC v2 on a grid of patches of each image.
+    """CPC v2 on a grid of patches of each image, or over the frames of each clip (5-D views).
 
     Args:
-        backbone: the patch encoder (all patches in one call); its pooled output is z.
+        backbone: the patch encoder (all patches in one call; on clips, the frame encoder); its pooled output is z.
         grid: G ≥ 2, patches per row and per column.
         patch_size: patch side in px; ``None``: 2·min(H, W)/(G+1) (half-overlapping, spanning the image). The
             strides are (H − patch)//(G − 1) and (W − patch)//(G − 1).
@@ -124,6 +136,10 @@ class CPC(Method):
 
     name = "cpc"
     num_views = 1
+    #: images (a grid of patches) or clips (the frames: context over time); see the module docstring
+    input_kinds = ("image", "video")
+    #: on clips each frame is encoded alone: the backbone takes images
+    clip_backbone_kind = "image"
 
     def __init__(self, backbone: nn.Module, *, grid: int = 7, patch_size: int | None = None, max_offset: int = 3,
                  context: str = "conv", context_dim: int = 256, context_layers: int = 2,
@@ -178,9 +194,35 @@ class CPC(Method):
         """The grid of patch latents (B, G, G, D), one backbone call for the whole batch."""
         return self.backbone(self.patches(x)).view(x.shape[0], self.grid, self.grid, self.feature_dim)
 
+    def make_views(self, augment: Callable[..., torch.Tensor], images: torch.Tensor,
+                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """One view: ``augment`` on images, or on clips with the same draw for every frame of a clip."""
+        if images.ndim == 5:
+            return [clip_consistent(augment, images, generator)]
+        return super().make_views(augment, images, generator)
+
+    def frame_latents(self, clips: torch.Tensor) -> torch.Tensor:
+        """The frame latents of clips (B, T, 3, H, W) as a sequence (B, T, 1, D), one backbone call for all frames.
+
+        Raises:
+            ValueError: clips that are not (B, T, 3, H, W) with T > max_offset, or a grid direction (named)."""
+        if clips.ndim != 5 or clips.shape[2] != 3 or clips.shape[1] <= self.max_offset:
+            raise ValueError(f"views: expected clips (B, T, 3, H, W) with T > max_offset = {self.max_offset} frames, "
+                             f"got {tuple(clips.shape)}")
+        grid_only = [d for d in self.directions if d in ("right", "left")]
+        if grid_only:
+            raise ValueError(f"directions: {grid_only} read grid columns; clips are read along time ('down' = "
+                             "forward, 'up' = backward)")
+        b, t = clips.shape[:2]
+        z = self.backbone(clips.flatten(0, 1))
+        return z.view(b, t, 1, self.feature_dim)
+
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        self.check_views(views, 1)
-        z = self.latents(views[0])
+        if isinstance(views, list | tuple) and len(views) >= 1 and getattr(views[0], "ndim", 0) == 5:
+            z = self.frame_latents(views[0])  # (B, T, 1, D): orient() reads T forward ("down") or backward ("up")
+        else:
+            self.check_views(views, 1)
+            z = self.latents(views[0])
         out: dict[str, torch.Tensor] = {}
         losses = []
         for direction, context, heads in zip(self.directions, self.contexts, self.predictors, strict=True):

@@ -31,6 +31,7 @@ DECIDED = {"swav": "large crops -> counterfactuals; small crops refused", "ressl
            "metaug_oucl": "as metaug",
            "taco": "x and the x_m from two counterfactual clips (moving_shapes; tested in test_methods_taco)",
            "dgi": "one counterfactual graph, then its corruption (scm_graph; tested in test_methods_dgi)",
+           "cpc": "one counterfactual image, or clip (moving_shapes; tested in test_cli_clips_graphs)",
            "pirl": "two counterfactuals, the second as a jigsaw",
            "dacl": "two counterfactuals, each mixed with another sample's",
            "clsa": "2 + S counterfactuals, RandAugment on S"}

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from causalcl.data.augment import SimCLRAugment
 from causalcl.losses import cpc_loss
 from causalcl.methods import CPC, METHODS
 from causalcl.methods.cpc import CausalContext, orient
@@ -133,3 +134,56 @@ def test_bad_views():
         _method()([])
     with pytest.raises(ValueError, match="views"):
         _method()([torch.rand(2, 3, 6, 6)])  # 6 px cannot hold 7 rows of patches with stride >= 1
+
+
+# ---------------------------------------------------------------- clips: the context runs over the frames
+def _clips(n=3, frames=5, size=16):
+    return torch.rand(n, frames, 3, size, size, generator=torch.Generator().manual_seed(2))
+
+
+def test_cpc_takes_images_and_clips_with_a_frame_encoder():
+    assert CPC.input_kinds == ("image", "video") and CPC.clip_backbone_kind == "image"
+
+
+@pytest.mark.parametrize("direction", ["down", "up"])
+def test_on_clips_the_loss_is_cpc_loss_over_the_frame_latents_in_one_backbone_call(direction):
+    method = _method(max_offset=2, directions=[direction])
+    method.eval()
+    calls = []
+    method.backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    clips = _clips()
+    out = method([clips])
+    assert calls == [(3 * 5, 3, 16, 16)]  # every frame alone, whole frames (no patch grid)
+    z = torch.stack([method.backbone(clips[:, t]) for t in range(5)], dim=1)[:, :, None]  # (B, T, 1, D)
+    seq = z if direction == "down" else z.flip(1)
+    c = method.contexts[0](seq)
+    preds = [method.predictors[0][k - 1](c[:, :5 - k]) for k in (1, 2)]
+    torch.testing.assert_close(out["loss"], cpc_loss(seq, preds))
+
+
+def test_clip_views_augment_every_frame_alike():
+    method = _method()
+    still = _clips(n=4, frames=1).expand(4, 3, 3, 16, 16).contiguous()  # three identical frames per clip
+    (view,) = method.make_views(SimCLRAugment(16), still, torch.Generator().manual_seed(0))
+    assert view.shape == still.shape
+    torch.testing.assert_close(view[:, 0], view[:, 2], atol=0, rtol=0)
+    assert not torch.equal(view[0, 0], still[0, 0])
+
+
+def test_a_few_steps_on_clips_lower_the_loss():
+    method = _method(max_offset=2)
+    views = [_clips()]
+    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
+    first = float(method(views)["loss"].detach())
+    for _ in range(8):
+        opt.zero_grad()
+        method(views)["loss"].backward()
+        opt.step()
+    assert float(method(views)["loss"].detach()) < first
+
+
+def test_bad_clip_views_and_grid_directions():
+    with pytest.raises(ValueError, match="views: expected clips .* T > max_offset"):
+        _method(max_offset=3)([_clips(frames=3)])
+    with pytest.raises(ValueError, match=r"directions: \['right'\] read grid columns"):
+        _method(max_offset=2, directions=["down", "right"])([_clips()])
