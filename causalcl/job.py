@@ -204,19 +204,25 @@ def run(config: Config, out: Path, resume: bool = False) -> dict:
 def _diagnose_and_report(config: Config, out: Path, trainer, result, train_set, augment, diagnostics: list[str],
                          started: float) -> dict:
     from evaluations.report import Report
+    from evaluations.report_card import card_text
 
     from .build import EMBEDDED_DATASETS, build_random_encoder, diagnostic_encoder, load_split
     from .diagnostics import Context, Splits, diagnose, plot_loss_curve
     from .diagnostics.findings import findings
+    from .diagnostics.headline import build_card, majority_rate, undertrained_note
     from .pretrain import make_pretrain_fn
     from .train.log import read_log
+    from .train.progress import say
 
     name = config.method.get("name", "simclr")
+    if result.stopped_early:
+        say("Under-trained: " + undertrained_note(result.steps, result.total_steps, config.train.time_limit_s))
     report = Report(out, title=f"causalcl — {name} on {config.data.name}")
     report.add("run", {"method": name, "dataset": config.data.name, "backbone": config.model.backbone,
                        "steps": result.steps, "total_steps": result.total_steps,
                        "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
                        "batch_size": config.train.batch_size, "seed": config.train.seed})
+    results: dict = {}
     log = read_log(result.log)
     if log:
         report.add_plot("loss_curve", plot_loss_curve(log), caption="Training loss per logged step.")
@@ -231,12 +237,17 @@ def _diagnose_and_report(config: Config, out: Path, trainer, result, train_set, 
         encoder = diagnostic_encoder(trainer.method.encoder, config)  # clips through an image backbone: frame mean
         ctx = Context(encoder, random_encoder, splits, augment, report, knn_k=ev.knn_k,
                       knn_temperature=ev.knn_temperature, batch_size=ev.batch_size, device=config.train.device,
-                      seed=config.train.seed, options=options)
+                      seed=config.train.seed, options=options, progress=say)
         results = diagnose(ctx, diagnostics)
     report.add("run", {"total_seconds": round(time.perf_counter() - started, 1)})
+    chance = majority_rate(splits.test) if diagnostics else None
+    card = build_card(results, report.results["run"], chance, config.train.time_limit_s)
+    report.set_card(card)
     report.write()
+    print("\n" + card_text(card) + "\n")
     print(report.summary_table())
     if diagnostics:
-        print("\n" + "\n".join(f"- {sentence}" for sentence in findings(results)))
+        heading = card.findings_title + ":"
+        print("\n" + heading + "\n" + "\n".join(f"- {sentence}" for sentence in findings(results)))
     print(f"\nwrote {out}/report.html, results.json, results.csv, plots/, checkpoint.pt, train_log.csv")
     return report.results

@@ -104,7 +104,7 @@ def run_many(configs: dict[str, Config], out: Path, resume: bool = False) -> tup
     """Train and diagnose each method in ``<out>/<method>/``, then write the combined report in ``out``.
 
     Returns (the combined results, {failed method: reason})."""
-    from .diagnostics.compare import side_by_side, summary_text, write_comparison
+    from .diagnostics.compare import comparison_findings, side_by_side, summary_text, write_comparison
     from .job import run
     from .train.trainer import NonFiniteLossError
 
@@ -144,7 +144,10 @@ def run_many(configs: dict[str, Config], out: Path, resume: bool = False) -> tup
     results = report.results
     methods = list(runs)
     print("\n" + report.title)
-    print(summary_text(side_by_side({m: results["methods"][m]["results"] for m in methods}), methods))
+    per_method = {m: results["methods"][m]["results"] for m in methods}
+    table = side_by_side(per_method)
+    print(summary_text(table, methods, results=per_method))
+    print("\n" + "\n".join(f"- {sentence}" for sentence in comparison_findings(table, per_method)))
     if failed:
         print(f"failed: {', '.join(failed)} (see above)")
     print(f"\nwrote {out}/report.html, results.json, results.csv, plots/ and one folder per method")

@@ -31,7 +31,9 @@ class TensorImages:
 def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Callable[[torch.Tensor], nn.Module]:
     """``fn(images) -> frozen encoder``: the configured method trained for ``steps`` steps on ``images``.
 
-    Every call starts from the same seed, so two calls differ only in their images."""
+    Every call starts from the same seed, so two calls differ only in their images. The k-th call is labelled
+    ``2×2 protocol pre-training <method> (encoder k of 2: full images | foreground images)`` in the progress bar
+    and the plain log lines, so it does not read as the run's training starting again."""
     short = copy.deepcopy(config)
     short.set("train.steps", steps)
     short.set("train.epochs", None)
@@ -45,12 +47,18 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int) -> Ca
     short.method.pop("interventions", None)
     short.set("optim.warmup_steps", min(config.optim.warmup_steps, steps // 10))
 
+    name = config.method.get("name", "simclr")
+    calls = [0]
+
     def pretrain(images: torch.Tensor) -> nn.Module:
+        calls[0] += 1
+        which = {1: "encoder 1 of 2: full images", 2: "encoder 2 of 2: foreground images"}.get(calls[0], "encoder")
         data = TensorImages(images.cpu())
         short.set("train.batch_size", min(batch_size, len(data)))
         method = build_method(short)
         with tempfile.TemporaryDirectory(prefix="causalcl_pretrain_") as tmp:
-            trainer = Trainer(method, data, build_view_fn(method, augment), short, tmp, distributed=False)
+            trainer = Trainer(method, data, build_view_fn(method, augment), short, tmp, distributed=False,
+                              desc=f"2×2 protocol pre-training {name} ({which})")
             trainer.fit()
         return trainer.method.encoder.eval()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,7 @@ def linear_probe(
     *,
     weight_decay: float | None = None,
     max_iter: int = 1000,
+    progress: Callable[[str], None] | None = None,
 ) -> ProbeResult:
     """Fit a multinomial logistic-regression probe on ``train_x`` and report its accuracy on ``test_x``.
 
@@ -158,6 +160,8 @@ def linear_probe(
         weight_decay: the L2 strength ``wd`` (see the module docstring; sklearn's C = 1 / (n * wd)); None =
             choose it from ``WD_GRID`` on a 20 % stratified hold-out of the training features.
         max_iter: maximum number of L-BFGS iterations per fit.
+        progress: called with one line per weight-decay fit of the search and one for the final refit
+            (``weight decay 1e-03 (3/6): hold-out accuracy 31.2%``); None = silent.
 
     Returns:
         :class:`ProbeResult` with the test accuracy, the fitted classifier (standardisation included, raw
@@ -200,10 +204,12 @@ def linear_probe(
         x_fit, y_fit, x_val, y_val = xs[fit_idx], yc[fit_idx], xs[val_idx], yc[val_idx]
         init: tuple[torch.Tensor, torch.Tensor] | None = None
         solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
-        for wd in sorted(WD_GRID, reverse=True):  # strong -> weak, warm-started
+        for i, wd in enumerate(sorted(WD_GRID, reverse=True), 1):  # strong -> weak, warm-started
             w, b, _, _ = _fit(x_fit, y_fit, k, wd, max_iter, init)
             init = solutions[wd] = (w, b)
             val_acc[wd] = _accuracy(x_val, y_val, w, b)
+            if progress is not None:
+                progress(f"weight decay {wd:.0e} ({i}/{len(WD_GRID)}): hold-out accuracy {100 * val_acc[wd]:.1f}%")
         best = max(val_acc.values())
         weight_decay = max(wd for wd, acc in val_acc.items() if acc == best)
         refit_init = solutions[weight_decay]  # the refit on all features starts from the hold-out solution
@@ -212,6 +218,8 @@ def linear_probe(
         refit_init = None
 
     w, b, n_iter, converged = _fit(xs, yc, k, weight_decay, max_iter, refit_init)
+    if progress is not None:
+        progress(f"refit on all {tx.shape[0]} samples with weight decay {weight_decay:.0e}")
     if not converged:
         warnings.warn(
             f"linear_probe: L-BFGS stopped after max_iter={max_iter} iterations before converging "

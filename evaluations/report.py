@@ -19,8 +19,9 @@ values in the JSON/CSV but off the page, for callers that show them their own wa
 inlines every plot as a base64 PNG and carries its CSS inline, so it can be mailed or archived as one file.
 
 Values whose last key names an accuracy, error, rate or gap (``accuracy``, ``knn_acc``, ``bg_gap``,
-``error``...) and lie in [-1, 1] are shown as percentages in the HTML and the terminal summary; the stored
-numbers stay fractions.
+``error``...), the accuracies per background variant (``variants.*``) and the Grad-CAM fractions (``energy*``,
+``pointing_game*``), when they lie in [-1, 1], are shown as percentages in the HTML and the terminal summary;
+the stored numbers stay fractions.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .report_card import Card, card_html
 
 __all__ = ["Report", "ReportFiles", "to_jsonable", "flatten"]
 
@@ -109,7 +112,12 @@ def _deep_merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
 
 
 def _is_percent_key(key: str) -> bool:
-    last = key.rsplit(".", 1)[-1].lower()
+    """Accuracy-like leaves, the accuracies per background variant (``….variants.mixed_same``) and the fractions
+    of Grad-CAM energy / pointing-game hits (``energy_in_mask``, ``pointing_game_baseline``)."""
+    parts = key.lower().split(".")
+    last = parts[-1]
+    if "variants" in parts[:-1] or last.startswith(("energy", "pointing_game")):
+        return True
     return any(tok in _PERCENT_TOKENS for tok in re.split(r"[_\-\s]+", last))
 
 
@@ -204,6 +212,7 @@ class Report:
         self._html: dict[str, list[str]] = {}
         self._hidden: set[str] = set()
         self._csv_frame: Any = None
+        self._card: Card | None = None
 
     # ------------------------------------------------------------------ collecting
     def add(self, section: str, values: dict[str, Any], *, note: str | None = None, show: bool = True) -> None:
@@ -288,6 +297,13 @@ class Report:
         self._tables = [t for t in self._tables if t.name != name]
         self._tables.append(_Table(name, df.copy(), str(caption), section))
 
+    def set_card(self, card: Card) -> None:
+        """Open the page with ``card`` (``evaluations.report_card``): the verdict, the compact table, the findings
+        of ``card.findings_section`` and the plots ``card.plots``, which their sections then leave out."""
+        if not isinstance(card, Card):
+            raise ValueError(f"card: expected an evaluations.report_card.Card, got {type(card).__name__}")
+        self._card = card
+
     def set_headline(self, keys: Iterable[str]) -> None:
         """Choose the dotted keys shown in the summary tables (default: every scalar, up to 40 rows)."""
         self._headline = [str(k) for k in keys]
@@ -360,24 +376,25 @@ class Report:
         """The self-contained HTML page as a string (inline CSS, plots inlined as base64 PNG)."""
         esc = html.escape
         sections = list(self._results)
-        loose_plots = [p for p in self._plots if p.section is None]
+        carded = set(self._card.plots) if self._card is not None else set()
+        loose_plots = [p for p in self._plots if p.section is None and p.name not in carded]
         loose_tables = [t for t in self._tables if t.section is None]
         ids = _unique_ids(sections + (["Figures and tables"] if loose_plots or loose_tables else []))
         stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head><body>",
-            f"<header><h1>{esc(self.title)}</h1><p class='meta'>Generated {stamp} &middot; "
-            f"{len(sections)} section(s), {len(self._plots)} plot(s), "
-            f"{len(self._tables)} table(s)</p></header>",
-        ]
+        card = self._card
+        in_card = carded
+        parts: list[str] = []
         if ids:
             links = " ".join(f"<a href='#{i}'>{esc(s)}</a>" for s, i in ids.items())
-            parts.append(f"<nav>{links}</nav>")
+            first = "<a href='#headline'>Headline</a> " if card is not None else ""
+            parts.append(f"<nav>{first}{links}</nav>")
+        if card is not None:
+            findings = self._notes.get(card.findings_section, []) if card.findings_section else []
+            figures = [_figure_html(p) for name in card.plots for p in self._plots if p.name == name]
+            parts.append(card_html(card, findings, figures))
         rows, hidden = self._headline_rows()
-        parts.append("<section id='summary'><h2>Summary</h2>")
+        title = "Summary" if card is None else "Headline numbers by key"
+        parts.append(f"<section id='summary'><h2>{title}</h2>")
         if rows:
             parts.append(_kv_table(rows))
             if hidden:
@@ -390,6 +407,8 @@ class Report:
         for section in sections:
             parts.append(f"<section id='{ids[section]}'><h2>{esc(section)}</h2>")
             for note in self._notes.get(section, []):
+                if card is not None and section == card.findings_section:
+                    break  # listed in the card
                 label = "Finding." if section in self._finding_sections else "How to read this."
                 parts.append(f"<div class='note'><strong>{label}</strong> {_note_html(note)}</div>")
             parts.extend(self._html.get(section, []))
@@ -400,7 +419,7 @@ class Report:
                 parts.append(_kv_table([(f"{section}.{k}", v) for k, v in flat.items()], strip=f"{section}."))
             parts.extend(_matrix_html(f"{section}.{name}", m) for name, m in matrices.items())
             parts.extend(_table_html(t) for t in self._tables if t.section == section)
-            parts.extend(_figure_html(p) for p in self._plots if p.section == section)
+            parts.extend(_figure_html(p) for p in self._plots if p.section == section and p.name not in in_card)
             parts.append("</section>")
         if loose_plots or loose_tables:
             parts.append(f"<section id='{ids['Figures and tables']}'><h2>Figures and tables</h2>")
@@ -411,7 +430,17 @@ class Report:
             "<footer>Self-contained report: numbers in results.json / results.csv, "
             "plots in plots/.</footer></body></html>"
         )
-        return "\n".join(parts) + "\n"
+        body = "\n".join(parts)
+        n_tables = body.count("<table")  # every table on the page: summary, sections, grids, the caller's own
+        head = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head><body>",
+            f"<header><h1>{esc(self.title)}</h1><p class='meta'>Generated {stamp} &middot; "
+            f"{len(sections)} section(s), {len(self._plots)} plot(s), {n_tables} table(s)</p></header>",
+        ]
+        return "\n".join(head) + "\n" + body + "\n"
 
 
 _CSS = """
@@ -432,6 +461,9 @@ figure{margin:16px 0;text-align:center}figure img{max-width:100%;height:auto;bor
 figcaption{color:#444c56;font-size:.9em;margin-top:6px}
 .caption{color:#444c56;font-size:.9em;margin-bottom:0}
 footer{color:#656d76;font-size:.85em;padding:24px}
+section.card{border:2px solid #0969da}.verdict{font-size:1.05em;margin:12px 0}
+.warn{background:#fff8c5;border-left:4px solid #bf8700;padding:8px 12px;margin:12px 0;border-radius:4px}
+ul.findings li{margin:4px 0}
 """
 
 

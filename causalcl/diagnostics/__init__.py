@@ -53,6 +53,18 @@ DIAGNOSTICS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
     "identifiability": (run_identifiability, "latents"),
 }
 
+#: what each diagnostic does, for its numbered progress line (``[3/8] fgbg: background variants, …``)
+DESCRIPTIONS: dict[str, str] = {
+    "linear": "linear probes of the trained encoder, the random encoder and the raw data",
+    "knn": "weighted kNN accuracy",
+    "spectrum": "singular spectrum, RankMe, alpha-ReQ",
+    "geometry": "alignment and uniformity",
+    "fgbg": "foreground vs background: background variants, BG-gap; the 2×2 protocol (a separate study)",
+    "robustness": "corruptions and renditions",
+    "cam": "Grad-CAM grounding against the foreground masks",
+    "identifiability": "read-out of each latent factor",
+}
+
 HEADLINE = (
     "linear_probe.accuracy", "linear_probe.confounded_fit_accuracy", "linear_probe.spurious_gap",
     "baselines.random_encoder.linear_probe.accuracy", "baselines.random_encoder.linear_probe.spurious_gap",
@@ -93,16 +105,21 @@ NOT_APPLICABLE_NOTE = ("Diagnostics that were asked for but do not apply to this
 def diagnose(ctx: Context, names: list[str]) -> dict[str, Any]:
     """Run the diagnostics ``names`` in order; results are added to ``ctx.report`` and returned.
 
-    The wall time of each diagnostic goes to the report as ``run.diagnostic_seconds``."""
+    The wall time of each diagnostic goes to the report as ``run.diagnostic_seconds``. With ``ctx.progress`` set,
+    each diagnostic is announced by a numbered line (``[5/8] fgbg: …``) and closed by one with its time
+    (``[5/8] fgbg done in 12.3 s``)."""
     results: dict[str, Any] = {}
     runnable, reasons = applicable(names, {n: DIAGNOSTICS[n][1] for n in names}, ctx.splits)
     seconds: dict[str, float] = {}
-    for name in runnable:
+    say = ctx.progress or (lambda _line: None)
+    for i, name in enumerate(runnable, 1):
         start = time.perf_counter()
+        say(f"[{i}/{len(runnable)}] {name}: {DESCRIPTIONS.get(name, name)} …")
         out = DIAGNOSTICS[name][0](ctx)
         reasons.update(out.pop("not_applicable", {}))  # a part of a diagnostic that does not apply (named)
         results.update(out)
         seconds[name] = round(time.perf_counter() - start, 2)
+        say(f"[{i}/{len(runnable)}] {name} done in {seconds[name]:.1f} s")
     ctx.report.add("run", {"diagnostic_seconds": seconds})
     skipped = [n for n in reasons if n in DIAGNOSTICS]
     if skipped:

@@ -8,8 +8,9 @@ results.json, report.html); :func:`write_comparison` reads those folders and wri
 - ``results.csv``: one row per scalar result key of any method (the headline metrics first), one column per
   method, plus a ``label`` column for the headline rows;
 - ``plots/metrics.png`` (grouped bars of the main fractions), ``plots/loss_curves.png`` (every method's
-  training loss), and ``report.html``: the side-by-side table (best value per row in bold where "better" has
-  a direction), the plots and a link to each method's own report.
+  training loss), and ``report.html``: the side-by-side table with the random-encoder and raw-data columns
+  (:mod:`.compare_baselines`; best value per row in bold where "better" has a direction, among the methods that
+  beat the random encoder on the content probe), the plots and a link to each method's own report.
 
 Values in the table are exactly the per-method ``results.json`` values; nothing is recomputed here.
 """
@@ -31,6 +32,7 @@ import pandas as pd  # noqa: E402
 from evaluations.report import Report, flatten, format_value  # noqa: E402
 
 from ..train.log import read_log  # noqa: E402
+from .compare_baselines import baseline_columns, below_random_findings, eligible  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,12 @@ METRICS: tuple[Metric, ...] = (
 NOTE = (
     "Each column is one method trained with the same data, backbone, batch, seed and step budget, then diagnosed "
     "with the same protocol; every number is copied from that method's own results.json (follow the links for "
-    "the full reports). Bold marks the best value of a row whose direction is clear: higher content accuracy "
-    "and CAM energy, lower spurious gap, BG-gap, corruption error and style read-out. Spurious gap = probe fit "
-    "on unconfounded minus on confounded data; BG-gap = accuracy on mixed-same minus mixed-rand backgrounds.")
+    "the full reports). Bold marks the best value of a row whose direction is clear, among the methods whose "
+    "content probe beats the random encoder (a method below it learned nothing decodable, so its low gaps are no "
+    "win): higher content accuracy and CAM energy, lower spurious gap, BG-gap, corruption error and style "
+    "read-out. Spurious gap = probe fit on unconfounded minus on confounded data; BG-gap = accuracy on mixed-same "
+    "minus mixed-rand backgrounds. The grey columns are the baselines every run measures with the same protocol: "
+    "a randomly initialised encoder of the same architecture, and the raw data.")
 
 
 def load_runs(runs: dict[str, Path]) -> dict[str, dict[str, Any]]:
@@ -88,9 +93,14 @@ def side_by_side(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
     return table
 
 
-def _best(metric: Metric, row: dict[str, Any]) -> set[str]:
+def _best(metric: Metric, row: dict[str, Any], allowed: set[str] | None = None) -> set[str]:
+    """The methods with the best value of ``row`` among ``allowed`` (all when None); empty when the row has no
+    direction, fewer than two values, all values equal, or no allowed method."""
     values = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     if metric.better is None or len(values) < 2 or len(set(values.values())) < 2:
+        return set()
+    values = {k: v for k, v in values.items() if allowed is None or k in allowed}
+    if not values:
         return set()
     target = (max if metric.better == "higher" else min)(values.values())
     return {k for k, v in values.items() if v == target}
@@ -100,22 +110,32 @@ def _metric(key: str) -> Metric:
     return next(m for m in METRICS if m.key == key)
 
 
-def table_html(table: dict[str, dict[str, Any]], methods: list[str]) -> str:
-    """The side-by-side table: one row per metric, one column per method (each header links to its report)."""
+def table_html(table: dict[str, dict[str, Any]], methods: list[str], baselines: dict[str, dict[str, Any]] | None = None,
+               allowed: set[str] | None = None) -> str:
+    """The side-by-side table: one row per metric, one column per method (each header links to its report), then
+    one column per baseline (``baselines``: label → metric → value, in grey); bold marks the best of the
+    ``allowed`` methods."""
     esc = html.escape
+    baselines = baselines or {}
     head = "".join(f"<th><a href='{esc(m)}/report.html'>{esc(m)}</a></th>" for m in methods)
+    head += "".join(f"<th class='baseline'>{esc(b)}</th>" for b in baselines)
     body = []
     for key, row in table.items():
         metric = _metric(key)
-        best = _best(metric, row)
+        best = _best(metric, row, allowed)
         arrow = {"higher": " ↑", "lower": " ↓"}.get(metric.better or "", "")
         cells = []
         for m in methods:
             text = esc(format_value(key, row.get(m)))
             cells.append(f"<td class='num'>{f'<strong>{text}</strong>' if m in best else text}</td>")
+        for values in baselines.values():
+            text = esc(format_value(key, values.get(key))) if key in values else "—"
+            cells.append(f"<td class='num baseline' style='color:#666'>{text}</td>")
         body.append(f"<tr><td title='{esc(key)}'>{esc(metric.label)}{arrow}</td>{''.join(cells)}</tr>")
     return ("<table class='comparison'><tr><th>metric</th>" + head + "</tr>" + "".join(body) + "</table>"
-            "<p class='meta'>↑ higher is better, ↓ lower is better; hover a metric for its key in results.json.</p>")
+            "<p class='meta'>↑ higher is better, ↓ lower is better; bold: the best of the methods that beat the random "
+            "encoder on the content probe; grey columns: the baselines of the same protocol (— where it has none); "
+            "hover a metric for its key in results.json.</p>")
 
 
 def links_html(runs: dict[str, Path], out: Path, failed: dict[str, str]) -> str:
@@ -183,14 +203,17 @@ def plot_losses(runs: dict[str, Path]):
     return fig
 
 
-def comparison_findings(table: dict[str, dict[str, Any]]) -> list[str]:
-    """One sentence per directed headline metric: which method is best."""
-    out = []
+def comparison_findings(table: dict[str, dict[str, Any]],
+                        results: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """A sentence per method below the random encoder on the content probe (from ``results``), then one per
+    directed headline metric: which method is best, among those that beat the random encoder."""
+    out = below_random_findings(results) if results else []
+    allowed = eligible(results) if results else None
     for key in ("linear_probe.accuracy", "linear_probe.spurious_gap", "foreground.bg_gap",
                 "grounding.probe.energy_in_mask", "robustness.mean_error"):
         if key not in table:
             continue
-        metric, best = _metric(key), _best(_metric(key), table[key])
+        metric, best = _metric(key), _best(_metric(key), table[key], allowed)
         if best:
             value = format_value(key, table[key][next(iter(best))])
             out.append(f"{'Highest' if metric.better == 'higher' else 'Lowest'} {metric.label}: "
@@ -223,7 +246,9 @@ def write_comparison(out: str | Path, runs: dict[str, Path], *, run_info: dict[s
     report = Report(out, title=title or f"causalcl — {', '.join(methods)} side by side")
     report.add("comparison", table, show=False)
     report.add_text("comparison", NOTE)
-    report.add_html("comparison", table_html(table, methods))
+    baselines = baseline_columns(results, list(table))
+    report.add("comparison_baselines", baselines, show=False)
+    report.add_html("comparison", table_html(table, methods, baselines, eligible(results)))
     fig = plot_metrics(table, methods)
     if fig is not None:
         report.add_plot("metrics", fig, section="comparison", caption=(
@@ -236,7 +261,7 @@ def write_comparison(out: str | Path, runs: dict[str, Path], *, run_info: dict[s
                         caption="Training loss per logged step; the losses of different methods have different "
                                 "scales, so the right panel scales each to [0, 1].")
         plt.close(fig)
-    for sentence in comparison_findings(table):
+    for sentence in comparison_findings(table, results):
         report.add_finding("findings", sentence)
     folders = {name: _relative(runs[name], out) for name in methods}
     report.add("methods", {name: {"dir": folders[name], "report": f"{folders[name]}/report.html",
@@ -252,17 +277,24 @@ def write_comparison(out: str | Path, runs: dict[str, Path], *, run_info: dict[s
     return report
 
 
-def summary_text(table: dict[str, dict[str, Any]], methods: list[str], width: int = 12) -> str:
-    """A one-screen plain-text side-by-side table for the terminal."""
+def summary_text(table: dict[str, dict[str, Any]], methods: list[str], width: int = 12,
+                 results: dict[str, dict[str, Any]] | None = None) -> str:
+    """A one-screen plain-text side-by-side table for the terminal; with ``results``, the baseline columns after
+    the methods and the best marked only among the methods that beat the random encoder."""
+    baselines = baseline_columns(results, list(table)) if results else {}
+    allowed = eligible(results) if results else None
     label_w = max([len("metric")] + [len(_metric(k).label) + 2 for k in table])
-    cols = [m if len(m) <= width else m[: width - 1] + "…" for m in methods]
+    names = [*methods, *(f"({b})" for b in baselines)]
+    cols = [m if len(m) <= width else m[: width - 1] + "…" for m in names]
     lines = [f"{'metric':<{label_w}}" + "".join(f"{c:>{width + 2}}" for c in cols)]
     lines.append("-" * len(lines[0]))
     for key, row in table.items():
         metric = _metric(key)
-        best = _best(metric, row)
+        best = _best(metric, row, allowed)
         arrow = {"higher": " ↑", "lower": " ↓"}.get(metric.better or "", "")
         cells = "".join(f"{format_value(key, row.get(m)) + ('*' if m in best else ''):>{width + 2}}" for m in methods)
+        cells += "".join(f"{format_value(key, v[key]) if key in v else '—':>{width + 2}}" for v in baselines.values())
         lines.append(f"{metric.label + arrow:<{label_w}}{cells}")
-    lines.append("(* best of the row; ↑ higher / ↓ lower is better)")
+    lines.append("(* best of the row among the methods that beat the random encoder on the content probe; "
+                 "↑ higher / ↓ lower is better; (…) baselines)")
     return "\n".join(lines)

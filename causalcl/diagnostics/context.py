@@ -6,6 +6,7 @@ are per sample, so the probes, kNN, spectra and read-outs run unchanged on every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,13 @@ class Splits:
 class Context:
     """Inputs of a diagnosis run; features and the content probe are computed once, on first use."""
 
+    def probe_progress(self, what: str) -> Callable[[str], None] | None:
+        """The ``progress`` callback of one linear-probe fit, its lines prefixed with ``what`` (None: silent)."""
+        if self.progress is None:
+            return None
+        say = self.progress
+        return lambda line: say(f"      linear probe ({what}): {line}")
+
     encoder: nn.Module
     random_encoder: nn.Module
     splits: Splits
@@ -58,6 +66,8 @@ class Context:
     device: str = "cpu"
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    #: where progress lines go (diagnostic steps, linear-probe fits); None = silent (library use, tests)
+    progress: Callable[[str], None] | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def features(self, which: str = "trained") -> dict[str, evaluations.Features]:
@@ -75,7 +85,8 @@ class Context:
         if "probe" not in self._cache:
             feats = self.features()
             self._cache["probe"] = evaluations.linear_probe(feats["probe"].x, feats["probe"].y,
-                                                            feats["test"].x, feats["test"].y)
+                                                            feats["test"].x, feats["test"].y,
+                                                            progress=self.probe_progress("trained, fit on probe"))
         return self._cache["probe"]
 
     def confounded_probe(self) -> evaluations.ProbeResult:
@@ -84,8 +95,9 @@ class Context:
         if "confounded_probe" not in self._cache:
             feats = self.features()
             idx = confounded_subset(len(feats["train"].x), len(feats["probe"].x), self.seed)
-            self._cache["confounded_probe"] = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx],
-                                                                       feats["test"].x, feats["test"].y)
+            self._cache["confounded_probe"] = evaluations.linear_probe(
+                feats["train"].x[idx], feats["train"].y[idx], feats["test"].x, feats["test"].y,
+                progress=self.probe_progress("trained, fit on the confounded train split"))
         return self._cache["confounded_probe"]
 
     def classifier(self, probe: str = "content") -> nn.Module:

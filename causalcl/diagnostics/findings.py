@@ -42,12 +42,8 @@ def findings(results: dict[str, Any]) -> list[str]:
             out.append(f"BG-gap of the {who} {100 * part['bg_gap']:.1f} points (mixed-same minus mixed-rand "
                        "backgrounds): " + ("its predictions follow the background." if part["bg_gap"] > 0.05 else
                                           "its predictions depend little on the background."))
-    matrix = fg.get("full_vs_foreground")
-    if matrix:
-        cells = {(r.split(": ")[1], c.split(": ")[1]): v for r, row in matrix.items() for c, v in row.items()}
-        out.append("2×2 full-vs-foreground: trained on full images → "
-                   f"{cells[('full', 'full')]:.1%} full / {cells[('full', 'foreground')]:.1%} foreground; trained on "
-                   f"foregrounds → {cells[('foreground', 'full')]:.1%} / {cells[('foreground', 'foreground')]:.1%}.")
+    # the 2×2 full-vs-foreground matrix is a separate study of two fresh short-trained encoders, not a finding about
+    # this run (its section says so): it is not listed here
     ident = results.get("identifiability", {}).get("trained", {})
     style = {k: v for k, v in ident.items() if v.get("role") == "style" and v.get("metric") == "accuracy"}
     if "cls" in ident and style:

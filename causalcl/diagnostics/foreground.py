@@ -30,10 +30,16 @@ VARIANTS_NOTE = (
     "embedded data the variants are built from training-environment images no probe was fit on, where the "
     "background follows the class (rho), as in natural images.")
 MATRIX_NOTE = (
-    "The 2×2 protocol of the ICL-MSR seed: rows = what the encoder was pre-trained on (full images or "
-    "foreground-only images, same method, budget and seed), columns = what the linear probe is fit and scored "
-    "on. The seed's finding: training on full images favours full-image testing, training on foregrounds "
-    "favours foreground testing.")
+    "A separate study, not a measurement of this run's encoder: the 2×2 protocol of the ICL-MSR seed trains two "
+    "fresh encoders with this run's method for eval.fgbg_steps steps each (default 40, whatever the run's own "
+    "length) on the probe split — one on full images, one on foreground-only images, same budget and seed — so its "
+    "numbers are the same in every run with that method and settings. Rows = what the encoder was pre-trained on, "
+    "columns = what the linear probe is fit and scored on. The seed's finding: training on full images favours "
+    "full-image testing, training on foregrounds favours foreground testing.")
+
+
+#: the 2×2 plot's title: a study of two fresh encoders, not of the run's
+STUDY_TITLE = "Separate study: full vs foreground (two fresh short-trained encoders)"
 
 
 def _split_arrays(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,7 +76,9 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
     gap = foreground.bg_gap(accs["mixed_same"], accs["mixed_rand"])
     values: dict[str, Any] = {"variants": accs, "bg_gap": gap, "variant_images": source}
     ctx.report.add("foreground", values, note=VARIANTS_NOTE)
-    ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap), section="foreground",
+    content_title = "Content probe (fit on the unconfounded probe split): accuracy per background variant"
+    ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap, title=content_title),
+                        section="foreground",
                         caption=f"Content probe: accuracy per background variant; BG-gap {100 * gap:.1f} points.")
     if ctx.splits.has_environments:  # the probe fit where the background predicts the class
         conf = foreground.background_variant_accuracies(ctx.classifier("confounded"), views, labels,
@@ -78,7 +86,9 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
         conf_gap = foreground.bg_gap(conf["mixed_same"], conf["mixed_rand"])
         values["confounded_probe"] = {"variants": conf, "bg_gap": conf_gap}
         ctx.report.add("foreground", {"confounded_probe": values["confounded_probe"]})
-        ctx.report.add_plot("background_variants_confounded", foreground.plot_variant_bars(conf, conf_gap),
+        conf_title = "Probe fit on the confounded train split: accuracy per background variant"
+        ctx.report.add_plot("background_variants_confounded",
+                            foreground.plot_variant_bars(conf, conf_gap, title=conf_title),
                             section="foreground", caption=(
                                 f"Probe fit on the confounded training split: BG-gap {100 * conf_gap:.1f} points — "
                                 "how far a classifier built on these features follows the background."))
@@ -88,6 +98,7 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
         matrix = foreground.full_vs_foreground(train_fn, data, batch_size=ctx.batch_size, device=ctx.device)
         values["full_vs_foreground"] = matrix.as_dict()
         ctx.report.add("foreground", {"full_vs_foreground": values["full_vs_foreground"]}, note=MATRIX_NOTE)
-        ctx.report.add_plot("full_vs_foreground", matrix.plot(), section="foreground",
-                            caption="The 2×2 full-vs-foreground matrix (ICL-MSR seed).")
+        ctx.report.add_plot("full_vs_foreground", matrix.plot(title=STUDY_TITLE), section="foreground",
+                            caption="Separate study (not this run's encoder): the 2×2 full-vs-foreground matrix of the "
+                                    "ICL-MSR seed, two fresh short-trained encoders.")
     return {"foreground": values}

@@ -67,7 +67,9 @@ def run_fgbg_clips(ctx: Context) -> dict[str, Any]:
     gap = foreground.bg_gap(accs["mixed_same"], accs["mixed_rand"])
     values: dict[str, Any] = {"variants": accs, "bg_gap": gap, "variant_images": source, "frame_by_frame": True}
     ctx.report.add("foreground", values, note=NOTE)
-    ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap), section="foreground",
+    title = "Content probe on clips (variants frame by frame): accuracy per background variant"
+    ctx.report.add_plot("background_variants", foreground.plot_variant_bars(accs, gap, title=title),
+                        section="foreground",
                         caption=f"Content probe on clip variants (frame by frame): BG-gap {100 * gap:.1f} points.")
     if ctx.splits.has_environments:
         conf = clip_accuracies(ctx.classifier("confounded"), variants, labels, **options)

@@ -9,6 +9,7 @@ background are style) or graph nodes (``scm_graph``: community = content, the fe
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import matplotlib
@@ -38,9 +39,12 @@ def run_identifiability(ctx: Context, kind: str = "linear") -> dict[str, Any]:
     values: dict[str, Any] = {"kind": kind}
     for which, df in tables.items():
         values[which] = {row.latent: _score(row) for row in df.itertuples()}
-    ctx.report.add("identifiability", values, note=NOTE)
+    ctx.report.add("identifiability", values, note=NOTE, show=False)  # shown as one latent × encoder table
+    ctx.report.add_html("identifiability", table_html(values))
     ctx.report.add_plot("latent_readout", _plot(tables), section="identifiability", caption=(
-        "Read-out of each latent (R² or accuracy) from the trained and the random encoder, content vs style."))
+        "Read-out of each latent from the trained and the random encoder: accuracy of the categorical latents "
+        "(left, black tick = chance) and R² of the continuous ones (right; 0 = no better than the mean, negative = "
+        "worse, bars past the axis end are labelled with their value)."))
     return {"identifiability": values}
 
 
@@ -51,21 +55,76 @@ def _score(row: Any) -> dict[str, Any]:
     return out
 
 
+def _cell(score: float | None, metric: str) -> str:
+    if score is None or score != score:  # None or NaN
+        return "n/a"
+    return f"{100 * score:.1f}%" if metric == "accuracy" else f"{score:.3f}"
+
+
+def table_html(values: dict[str, Any]) -> str:
+    """One row per latent: its role, the read-out kind (accuracy or R²), trained, random encoder and chance."""
+    trained, random = values.get("trained", {}), values.get("random", {})
+    order = sorted(trained, key=lambda n: (str(trained[n].get("role")), n))
+    body = []
+    for name in order:
+        t = trained[name]
+        metric = t["metric"]
+        r = random.get(name, {}).get("score")
+        chance = _cell(t.get("chance"), metric) if metric == "accuracy" else "0.000"
+        kind = "accuracy" if metric == "accuracy" else "R²"
+        body.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(t.get('role')))}</td><td>{kind}</td>"
+                    f"<td class='num'>{_cell(t['score'], metric)}</td><td class='num'>{_cell(r, metric)}</td>"
+                    f"<td class='num'>{chance}</td></tr>")
+    return ("<table class='identifiability'><tr><th>latent</th><th>role</th><th>read-out</th><th>trained</th>"
+            "<th>random encoder</th><th>chance</th></tr>" + "".join(body) + "</table>"
+            "<p class='meta'>Chance: the largest class share for accuracy; 0 for R² (predicting the mean).</p>")
+
+
+#: the left end of the R² axis; a bar below it is drawn to it and labelled with its value
+R2_FLOOR = -1.0
+
+
 def _plot(tables: dict[str, Any]):
+    """Two panels on their own axes: accuracy of the categorical latents with chance ticks, R² of the continuous
+    ones (negative values visible, from ``R2_FLOOR``)."""
     trained, random = tables["trained"], tables["random"]
-    order = trained.sort_values(["role", "latent"]).latent.tolist()
-    fig, ax = plt.subplots(figsize=(7.0, 0.36 * len(order) + 1.2))
-    ys = range(len(order))
-    for offset, (label, df, colour) in enumerate((("trained", trained, "#3b75af"),
-                                                  ("random encoder", random, "#b0b0b0"))):
-        scores = df.set_index("latent").loc[order, "score"].fillna(0).clip(lower=0)
-        ax.barh([y + 0.2 - 0.4 * offset for y in ys], scores, height=0.38, color=colour, label=label)
-    roles = trained.set_index("latent").loc[order, "role"].tolist()
-    ax.set_yticks(list(ys), [f"{name}  ({role})" for name, role in zip(order, roles, strict=True)])
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("R² (continuous) / accuracy (categorical)")
-    ax.invert_yaxis()
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
-    ax.grid(axis="x", alpha=0.3)
+    panels = [(metric, trained[trained.kind == metric].sort_values(["role", "latent"]).latent.tolist())
+              for metric in ("accuracy", "r2")]
+    panels = [(m, names) for m, names in panels if names]
+    height = 0.36 * max(len(names) for _, names in panels) + 1.4
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), height), squeeze=False)
+    roles = trained.set_index("latent")["role"]
+    for ax, (metric, names) in zip(axes[0], panels, strict=True):
+        ys = range(len(names))
+        low = 0.0
+        for offset, (label, df, colour) in enumerate((("trained", trained, "#3b75af"),
+                                                      ("random encoder", random, "#b0b0b0"))):
+            scores = df.set_index("latent").loc[names, "score"].fillna(0).to_numpy(dtype=float)
+            pos = [y + 0.2 - 0.4 * offset for y in ys]
+            if metric == "r2":
+                low = min(low, max(R2_FLOOR, float(scores.min()) - 0.05))
+                shown = scores.clip(min=R2_FLOOR)
+                for y, value in zip(pos, scores, strict=True):
+                    if value < R2_FLOOR:
+                        ax.text(R2_FLOOR + 0.02, y, f"{value:.3g}", va="center", fontsize=7)
+            else:
+                shown = scores
+            ax.barh(pos, shown, height=0.38, color=colour, label=label)
+        if metric == "accuracy":
+            chance = trained.set_index("latent").loc[names, "chance"].to_numpy(dtype=float)
+            for y, c in zip(ys, chance, strict=True):
+                ax.plot([c, c], [y - 0.45, y + 0.45], color="black", lw=1.5)
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("accuracy (black tick = chance)")
+            ax.set_title("Categorical latents: accuracy")
+        else:
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_xlim(min(low, -0.1), 1)
+            ax.set_xlabel("R² (0 = predicting the mean)")
+            ax.set_title("Continuous latents: R²")
+        ax.set_yticks(list(ys), [f"{name}  ({roles[name]})" for name in names])
+        ax.invert_yaxis()
+        ax.legend(frameon=False, fontsize=8, loc="best")
+        ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

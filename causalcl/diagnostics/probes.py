@@ -7,6 +7,7 @@ from typing import Any
 import evaluations
 
 from .context import Context, confounded_subset
+from .headline import majority_rate
 from .plots import probe_bars
 from .samples import RAW_BASELINES, raw_baseline
 
@@ -26,16 +27,24 @@ KNN_NOTE = ("Weighted kNN (cosine, weights exp(s/T), InstDisc protocol): probe s
 
 def linear_protocol(feats: dict[str, Any], has_environments: bool, seed: int = 0,
                     main: evaluations.ProbeResult | None = None,
-                    confounded: evaluations.ProbeResult | None = None) -> dict[str, float]:
+                    confounded: evaluations.ProbeResult | None = None, ctx: Context | None = None,
+                    what: str = "") -> dict[str, float]:
     """Probe fit on ``probe`` scored on ``test``; with environments also fit on (a probe-sized subset of)
-    the confounded ``train`` split, and the difference of the two accuracies (the spurious gap)."""
+    the confounded ``train`` split, and the difference of the two accuracies (the spurious gap).
+
+    With ``ctx``, the fits report their progress through ``ctx.progress``, labelled with ``what``."""
     probe, test = feats["probe"], feats["test"]
-    main = main or evaluations.linear_probe(probe.x, probe.y, test.x, test.y)
+
+    def progress(fit: str):  # noqa: ANN202 (a callback or None)
+        return ctx.probe_progress(f"{what}, {fit}") if ctx is not None else None
+
+    main = main or evaluations.linear_probe(probe.x, probe.y, test.x, test.y, progress=progress("fit on probe"))
     out = {"accuracy": main.accuracy, "weight_decay": main.weight_decay}
     if has_environments:
         if confounded is None:
             idx = confounded_subset(len(feats["train"].x), len(probe.x), seed)
-            confounded = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx], test.x, test.y)
+            confounded = evaluations.linear_probe(feats["train"].x[idx], feats["train"].y[idx], test.x, test.y,
+                                                  progress=progress("fit on the confounded train split"))
         conf = confounded
         out["confounded_fit_accuracy"] = conf.accuracy
         out["spurious_gap"] = main.accuracy - conf.accuracy
@@ -50,15 +59,19 @@ def run_linear(ctx: Context) -> dict[str, Any]:
     raw_key, raw_label = RAW_BASELINES[ctx.splits.kind]
     raw_feats = {name: raw_baseline(getattr(ctx.splits, name)) for name in ("train", "probe", "test")}
     results["baselines"] = {
-        "random_encoder": {"linear_probe": linear_protocol(ctx.features("random"), envs, ctx.seed)},
-        raw_key: {"linear_probe": linear_protocol(raw_feats, envs, ctx.seed), "what": raw_label},
+        "random_encoder": {"linear_probe": linear_protocol(ctx.features("random"), envs, ctx.seed, ctx=ctx,
+                                                           what="random encoder")},
+        raw_key: {"linear_probe": linear_protocol(raw_feats, envs, ctx.seed, ctx=ctx, what=raw_label),
+                  "what": raw_label},
     }
     ctx.report.add("linear_probe", results["linear_probe"], note=LINEAR_NOTE)
     ctx.report.add("baselines", results["baselines"], note=BASELINE_NOTE)
-    ctx.report.add_plot("linear_probe", probe_bars(results), section="linear_probe", caption=(
-        "Linear-probe accuracy on the test environment. 'fit on probe': the probe is fit on the "
-        "unconfounded probe split (content decodability); 'fit on train': fit on the confounded "
-        "training split, so it can lean on the background. The difference is the spurious gap."))
+    ctx.report.add_plot("linear_probe", probe_bars(results, majority_rate(ctx.splits.test)), section="linear_probe",
+                        caption=("Linear-probe accuracy on the test environment. 'fit on probe': the probe is fit on "
+                                 "the unconfounded probe split (content decodability); 'fit on train': fit on the "
+                                 "confounded training split, so it can lean on the background. The difference is "
+                                 "the spurious gap. Dotted: the random encoder's content probe; dashed: chance "
+                                 "(the test split's majority-class rate)."))
     return results
 
 

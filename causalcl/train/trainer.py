@@ -63,6 +63,7 @@ from .files import remove_stale_temp_files
 from .log import CSVLog, TensorBoardLog
 from .malloc import keep_freed_memory
 from .optim import build_optimizer
+from .progress import PlainProgress, plain_wanted
 from .resume import check_same_run, constructor_defaults
 from .schedule import WarmupCosine
 
@@ -129,11 +130,16 @@ class Trainer:
         distributed: ``None`` (default): train with DDP when launched by torchrun (``WORLD_SIZE > 1``)
             or inside an initialised process group; ``False``: always one process. A process group
             the Trainer initialises itself is destroyed at the end of :meth:`fit`.
+        desc: what the progress bar and the plain log lines call this training (default ``train <method>``).
+
+    When stdout is not a terminal, rank 0 prints plain progress lines (``causalcl.train.progress``: step, loss, lr,
+    img/s, ETA, every ``PLAIN_EVERY_S`` = 10 s) as well as, or instead of, the tqdm bar on stderr.
     """
 
     def __init__(self, method: Method, dataset, view_fn: ViewFn, config: Config, out_dir: str | Path,
-                 distributed: bool | None = None) -> None:
+                 distributed: bool | None = None, desc: str | None = None) -> None:
         self.config = config
+        self.desc = desc
         tc = config.train
         check_values(config)
         resolve_device(tc.device)  # a clear error for a device this machine does not have, before any set-up
@@ -473,8 +479,11 @@ class Trainer:
         tc = self.config.train
         main = self.rank == 0
         start, stopped_early = time.perf_counter(), False
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method.name}", unit="step",
+        desc = self.desc or f"train {self.method.name}"
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=desc, unit="step",
                    dynamic_ncols=True, disable=None if main else True)
+        plain = PlainProgress(desc, self.total_steps, self.step, tc.batch_size) if main and plain_wanted() else None
+        loss: float | None = None
         while self.step < self.total_steps:
             try:
                 terms = self.train_step(self.views_for_step(self.step))
@@ -494,12 +503,18 @@ class Trainer:
                 if board is not None:
                     board.write(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
+                loss = row["loss"]
+            if plain is not None and plain.due() and self.step < self.total_steps and not stop:
+                now = loss if logging or "loss" not in terms else host_terms({"loss": terms["loss"]})["loss"]
+                plain.line(self.step, now, self.scheduler.get_last_lr()[0])
             if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                 self.save()
             if stop:
                 stopped_early = self.step < self.total_steps
                 break
         bar.close()
+        if plain is not None:
+            plain.close(self.step, loss, self.scheduler.get_last_lr()[0], stopped_early)
         if board is not None:
             board.close()
         self.save()

@@ -254,8 +254,8 @@ def top1_error(model: nn.Module, data: Any, *, batch_size: int = 256, device: An
             )
     wrong = 0
     with _EvalMode(model):
-        for _, imgs, labs in tqdm(src.batches(batch_size), total=-(-src.n // batch_size), disable=not progress,
-                                  desc="top-1 error"):
+        for _, imgs, labs in tqdm(src.batches(batch_size), total=-(-src.n // batch_size),
+                                  disable=None if progress else True, desc="top-1 error"):
             wrong += _count_wrong(model, imgs, labs, dev, mask)
     return wrong / src.n
 
@@ -296,7 +296,7 @@ def corruption_errors(
         batch_size: images per corruption call and forward pass.
         device: where the model runs (default: the device of its parameters).
         renditions: also measure the error on each style of :data:`.render.RENDITIONS` (strength 1).
-        progress: tqdm progress bar over (corruption, severity) pairs.
+        progress: tqdm progress bar over (corruption, severity) pairs (on a terminal; off in a pipe or file).
 
     Returns:
         :class:`CorruptionResult` labelled "synthetic corruptions".
@@ -325,7 +325,7 @@ def corruption_errors(
     with _EvalMode(model):
         clean = _error_under(model, src, batch_size, dev, None)
         pairs = [(c, s) for c in names for s in sevs]
-        for c, s in tqdm(pairs, disable=not progress, desc=SYNTHETIC_LABEL):
+        for c, s in tqdm(pairs, disable=None if progress else True, desc=SYNTHETIC_LABEL):
             def fn(x: torch.Tensor, start: int, c: str = c, s: int = s) -> torch.Tensor:
                 return corrupt(x, c, s, preset=resolved, seed=seed, index_offset=start)
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -43,9 +44,25 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert (out / "plots" / "cam_overlays.png").is_file()
     printed = capsys.readouterr().out
     assert "linear_probe" in printed and "Spurious gap" in printed  # the summary table and the findings
+    # progress in a pipe (pytest's stdout is not a terminal): training, each diagnostic numbered, probe fits, 2×2
+    assert "train simclr: done at step 6/6" in printed
+    for i, name in enumerate(seconds, 1):
+        assert f"[{i}/8] {name}: " in printed and f"[{i}/8] {name} done in " in printed
+    assert "linear probe (trained, fit on probe): weight decay 1e-01 (1/6)" in printed
+    assert "linear probe (random encoder, fit on probe): refit on all" in printed
+    assert "2×2 protocol pre-training simclr (encoder 1 of 2: full images): done at step 3/3" in printed
+    assert "2×2 protocol pre-training simclr (encoder 2 of 2: foreground images)" in printed
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
-    assert "Finding." in html and "How to read this." in html
+    assert "How to read this." in html
+    # headline first: the card (verdict, compact table, findings, loss curve) before every other section
+    body = html.split("</header>", 1)[1]
+    assert body.index("id='headline'") < body.index("id='summary'") < body.index("id='sec-run'")
+    card = body.split("id='headline'", 1)[1].split("</section>", 1)[0]
+    assert "on the content probe" in card and "content probe accuracy (%)" in card and "spurious gap (points)" in card
+    assert "<h3>Findings</h3>" in card and "Spurious gap" in card and "Training loss per logged step." in card
+    assert int(re.search(r"(\d+) table\(s\)", html).group(1)) == body.count("<table")
+    assert "content probe accuracy (%)" in printed and "Under-trained" not in printed
 
 
 def test_unknown_method_lists_valid_names(tmp_path, capsys):
@@ -83,3 +100,16 @@ def test_shipped_configs_load():
 
     for path in sorted(Path(__file__).resolve().parents[2].glob("assets/configs/*.yaml")):
         build_method(Config.from_dict(load_yaml(path)))  # every method option is one its constructor accepts
+
+
+def test_a_run_cut_by_its_time_limit_says_so(tmp_path, capsys):
+    """--time-limit 0 stops after the first step: the console and the report's first card say so in words."""
+    out = tmp_path / "run"
+    assert main([*TINY, "--time-limit", "0", "--diagnostics", "knn", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Under-trained: The time limit of 0 s stopped training at step 1 of 6 planned" in printed
+    assert "UNDER-TRAINED: The time limit of 0 s stopped training" in printed
+    assert "Findings (from an under-trained encoder):" in printed
+    card = (out / "report.html").read_text().split("id='headline'", 1)[1].split("</section>", 1)[0]
+    assert "<strong>Under-trained.</strong> The time limit of 0 s stopped training at step 1 of 6" in card
+    assert "Findings (from an under-trained encoder)" in card or "<h3>" not in card

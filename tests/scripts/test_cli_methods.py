@@ -159,3 +159,45 @@ def test_finished_runs_are_reused_only_with_the_same_config(tmp_path):
     os.utime(folder / "checkpoint.pt", ns=(stamp, stamp))
     results.write_text(json.dumps({"run": {"steps": 3, "total_steps": 5, "stopped_early": True}}))
     assert not finished(config, folder)  # stopped by the time limit: --resume continues it
+
+
+def _with_baselines(results, random_acc, raw_acc):
+    results["baselines"] = {"random_encoder": {"linear_probe": {"accuracy": random_acc, "spurious_gap": 0.02}},
+                            "raw_pixels": {"linear_probe": {"accuracy": raw_acc, "spurious_gap": 0.01},
+                                           "what": "raw pixels"}}
+    results["identifiability"]["random"] = {"cls": {"score": 0.15, "metric": "accuracy", "role": "content"}}
+    return results
+
+
+def test_comparison_has_baseline_columns_and_flags_methods_below_the_random_encoder(tmp_path):
+    """BYOL-like: the lowest spurious gap but a probe below the random encoder is never 'best', and is flagged."""
+    from causalcl.diagnostics.compare import comparison_findings, side_by_side, summary_text, write_comparison
+
+    runs = {"good": tmp_path / "good", "byol": tmp_path / "byol"}
+    res = {"good": _fake_run(runs["good"], 0.40, 0.20, 0.3, 5.0), "byol": _fake_run(runs["byol"], 0.143, 0.01, 0.2, 1)}
+    for name, r in res.items():
+        _with_baselines(r, 0.166, 0.11)
+        (runs[name] / "results.json").write_text(json.dumps(r))
+    write_comparison(tmp_path, runs)
+    page = (tmp_path / "report.html").read_text()
+    assert "<th class='baseline'>random encoder</th>" in page and "<th class='baseline'>raw pixels</th>" in page
+    assert "16.60%" in page and "11.00%" in page and "15.00%" not in page.split("random encoder")[0]
+    assert "<strong>1.00%</strong>" not in page and "<strong>20.00%</strong>" in page  # best gap among the eligible
+    table = side_by_side(res)
+    sentences = comparison_findings(table, res)
+    assert sentences[0].startswith("byol is below the random encoder on the content probe (14.30% vs 16.60%)")
+    assert "Lowest spurious gap: good (20.00%)." in sentences
+    assert "byol is below the random encoder" in page
+    text = summary_text(table, list(res), results=res)
+    assert "(random enc…" in text.splitlines()[0] and "(raw pixels)" in text.splitlines()[0]
+    assert "1.00%*" not in text and "20.00%*" in text and "16.60%" in text
+
+
+def test_no_best_when_no_method_beats_the_random_encoder(tmp_path):
+    from causalcl.diagnostics.compare import comparison_findings, side_by_side
+
+    res = {m: _with_baselines(_fake_run(tmp_path / m, acc, 0.1 * acc, 0.3, 1.0), 0.5, 0.2)
+           for m, acc in (("a", 0.3), ("b", 0.4))}
+    sentences = comparison_findings(side_by_side(res), res)
+    assert sentences[-1] == "No method beats the random encoder on the content probe: no best value is marked."
+    assert len(sentences) == 3

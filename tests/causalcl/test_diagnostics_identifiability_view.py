@@ -1,0 +1,41 @@
+"""How identifiability is shown: one latent × (role, read-out, trained, random, chance) table, and a plot with
+accuracy and R² on separate axes, chance ticks, and negative R² visible."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from causalcl.diagnostics.identifiability import R2_FLOOR, _plot, table_html
+
+
+def _tables():
+    trained = pd.DataFrame({"latent": ["cls", "scale", "bg_texture", "rotation"],
+                            "kind": ["accuracy", "r2", "accuracy", "r2"], "score": [0.5, 0.3, 0.2, -0.4],
+                            "chance": [0.13, float("nan"), 0.16, float("nan")],
+                            "role": ["content", "content", "style", "content"], "model": ["linear"] * 4})
+    random = trained.copy()
+    random["score"] = [0.2, -346.0, 0.25, -0.2]
+    return {"trained": trained, "random": random}
+
+
+def test_table_has_one_row_per_latent_with_units():
+    values = {"trained": {"cls": {"score": 0.5, "metric": "accuracy", "role": "content", "chance": 0.13},
+                          "scale": {"score": -0.4, "metric": "r2", "role": "content"}},
+              "random": {"cls": {"score": 0.2, "metric": "accuracy"}, "scale": {"score": -346.0, "metric": "r2"}}}
+    page = table_html(values)
+    assert "<th>latent</th><th>role</th><th>read-out</th><th>trained</th><th>random encoder</th><th>chance</th>" in page
+    assert ("<tr><td>cls</td><td>content</td><td>accuracy</td><td class='num'>50.0%</td><td class='num'>20.0%</td>"
+            "<td class='num'>13.0%</td></tr>") in page
+    assert "<td>R²</td><td class='num'>-0.400</td><td class='num'>-346.000</td><td class='num'>0.000</td>" in page
+
+
+def test_plot_separates_accuracy_and_r2_and_shows_negative_r2():
+    fig = _plot(_tables())
+    acc, r2 = fig.axes[:2]
+    assert acc.get_title() == "Categorical latents: accuracy" and r2.get_title() == "Continuous latents: R²"
+    assert acc.get_xlim() == (0.0, 1.0)
+    assert r2.get_xlim()[0] == R2_FLOOR  # negative R² visible down to the floor
+    widths = sorted(round(p.get_width(), 3) for p in r2.patches)
+    assert widths[0] == R2_FLOOR and -0.4 in widths and -0.2 in widths  # not clipped at 0
+    assert any(t.get_text() == "-346" for t in r2.texts)  # past the floor: labelled with its value
+    assert len(acc.lines) == 2  # a chance tick per categorical latent
+    plt.close(fig)
