@@ -115,6 +115,16 @@ class MemoryBank(nn.Module):
         self._host_state()[1] += 1
         self.step += 1
 
+    def apply(self, pending: tuple[Tensor, Tensor, Tensor | None] | None, momentum: float) -> None:
+        """The update a forward left for after the optimiser step (``on_step_end`` of NPID and PIRL): ``pending`` =
+        (indices, features, Z estimated on this step or ``None``); Z, once estimated, is kept. ``None``: nothing."""
+        if pending is None:
+            return
+        indices, features, new_z = pending
+        if new_z is not None:
+            self.normalizer.fill_(float(new_z))
+        self.update(indices, features, momentum)
+
     def forward(self) -> Tensor:
         """The bank, (n, dim), detached."""
         return self.bank.detach()

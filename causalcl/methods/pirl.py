@@ -194,10 +194,5 @@ class PIRL(Method):
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """m_I <- normalize(m m_I + (1 - m) f(v_I)) at the last forward's items; Z is kept once estimated."""
-        if self._pending is None:
-            return
-        indices, features, new_z = self._pending
-        if new_z is not None:
-            self.memory.normalizer.fill_(float(new_z))
-        self.memory.update(indices, features, self.momentum)
+        self.memory.apply(self._pending, self.momentum)
         self._pending = None
