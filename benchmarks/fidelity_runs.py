@@ -47,6 +47,7 @@ from causalcl.diagnostics.foreground import run_fgbg
 from causalcl.diagnostics.identifiability import run_identifiability
 from causalcl.diagnostics.probes import linear_protocol
 from causalcl.diagnostics.robustness import run_robustness
+from causalcl.diagnostics.variant_images import split_arrays
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
 from causalcl.train.optim import build_optimizer
@@ -177,12 +178,7 @@ def fg_matrix(config: Config, encoder: nn.Module, splits: Splits) -> dict[str, d
 
     augment = build_augment(config, int(splits.train.images.shape[-1]))
     twin = make_pretrain_fn(config, augment, config.train.steps, config.train.batch_size)(_fg_images(splits.train))
-
-    def arrays(ds: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, labels = ds.get_batch(torch.arange(len(ds)))
-        return images, ds.masks, labels
-
-    data = {"train": arrays(splits.probe), "test": arrays(splits.test)}
+    data = {"train": split_arrays(splits.probe), "test": split_arrays(splits.test)}
     return foreground.full_vs_foreground(None, data, encoders={"full": encoder, "foreground": twin},
                                          device=config.train.device).as_dict()
 

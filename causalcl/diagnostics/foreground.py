@@ -18,7 +18,9 @@ from torch import nn
 
 from evaluations import foreground
 
-from .context import Context, confounded_subset
+from .context import Context
+from .foreground_clips import run_fgbg_clips
+from .variant_images import split_arrays, variant_images
 
 VARIANTS_NOTE = (
     "Accuracy of the encoder + content probe on ImageNet-9 style variants of the test split: only_fg (background "
@@ -42,34 +44,10 @@ MATRIX_NOTE = (
 STUDY_TITLE = "Separate study: full vs foreground (two fresh short-trained encoders)"
 
 
-def _split_arrays(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    images, labels = dataset.get_batch(torch.arange(len(dataset)))
-    return images, dataset.masks, labels
-
-
-def _variant_images(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """Images for the background variants. With environments (embedded SCM data) they come from the confounded
-    training environment — items no probe was fit on — so that, as in natural data (ImageNet-9), a same-class
-    background carries the class's texture; the unconfounded test split would make mixed_same and mixed_rand
-    indistinguishable. Otherwise (or when the training split has too few spare items) the test split."""
-    splits = ctx.splits
-    idx = torch.zeros(0, dtype=torch.long)
-    if splits.has_environments:
-        free = torch.ones(len(splits.train), dtype=torch.bool)
-        free[confounded_subset(len(splits.train), len(splits.probe), ctx.seed)] = False
-        idx = free.nonzero().flatten()[: len(splits.test)]
-    if idx.numel() < 2 * len(splits.test.class_names):  # no environments, or a train split too small to spare
-        return (*_split_arrays(splits.test), "test")
-    images, labels = splits.train.get_batch(idx)
-    return images, splits.train.masks[idx], labels, "train (confounded environment, items no probe was fit on)"
-
-
 def run_fgbg(ctx: Context) -> dict[str, Any]:
     if ctx.splits.kind == "video":  # clips: the variants frame by frame, no 2×2 matrix
-        from .foreground_clips import run_fgbg_clips
-
         return run_fgbg_clips(ctx)
-    images, masks, labels, source = _variant_images(ctx)
+    images, masks, labels, source = variant_images(ctx)
     views = foreground.variants(images, masks, labels, seed=ctx.seed, num_classes=len(ctx.splits.test.class_names))
     accs = foreground.background_variant_accuracies(ctx.classifier(), views, labels, batch_size=ctx.batch_size,
                                                     device=ctx.device)
@@ -94,7 +72,7 @@ def run_fgbg(ctx: Context) -> dict[str, Any]:
                                 "how far a classifier built on these features follows the background."))
     train_fn: Callable[[torch.Tensor], nn.Module] | None = ctx.options.get("pretrain_fn")
     if train_fn is not None:
-        data = {"train": _split_arrays(ctx.splits.probe), "test": _split_arrays(ctx.splits.test)}
+        data = {"train": split_arrays(ctx.splits.probe), "test": split_arrays(ctx.splits.test)}
         matrix = foreground.full_vs_foreground(train_fn, data, batch_size=ctx.batch_size, device=ctx.device)
         values["full_vs_foreground"] = matrix.as_dict()
         ctx.report.add("foreground", {"full_vs_foreground": values["full_vs_foreground"]}, note=MATRIX_NOTE)

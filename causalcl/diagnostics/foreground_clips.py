@@ -23,8 +23,8 @@ from evaluations import foreground
 
 from .applicability import CLIP_MATRIX_REASON
 from .context import Context
-from .foreground import _variant_images  # the same confounded clips as images use (items no probe was fit on)
 from .samples import encode_tensor
+from .variant_images import variant_images  # the same confounded items as images use (no probe was fit on them)
 
 NOTE = (
     "Accuracy of the clip encoder + content probe on ImageNet-9 style variants built frame by frame with each "
@@ -60,7 +60,7 @@ def clip_accuracies(classifier: nn.Module, variants: dict[str, torch.Tensor], la
 
 
 def run_fgbg_clips(ctx: Context) -> dict[str, Any]:
-    clips, masks, labels, source = _variant_images(ctx)
+    clips, masks, labels, source = variant_images(ctx)
     variants = clip_variants(clips, masks, labels, seed=ctx.seed, num_classes=len(ctx.splits.test.class_names))
     options = {"batch_size": ctx.batch_size, "device": ctx.device}
     accs = clip_accuracies(ctx.classifier(), variants, labels, **options)

@@ -2,7 +2,7 @@ import torch
 
 from causalcl.data import get_dataset
 from causalcl.diagnostics.context import Context, Splits, confounded_subset
-from causalcl.diagnostics.foreground import _variant_images
+from causalcl.diagnostics.variant_images import variant_images as _variant_images
 from evaluations.report import Report
 
 
