@@ -115,6 +115,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def min_over_ranks(value: int, device: torch.device) -> int:
+    """The smallest ``value`` of every rank (an all-reduce; ``value`` itself in one process)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
 class GlobalBatchNorm(_BatchNorm):
     """Batch norm whose training statistics are those of the batch of every rank (any device, any backend).
 

@@ -399,7 +399,7 @@ class Trainer:
         never = self.total_steps + 1
         first_step = unchecked[index][0] if found else never
         if self.distributed and all_ranks:
-            first_step = _min_over_ranks(first_step, self.device)
+            first_step = ddp.min_over_ranks(first_step, self.device)
         if first_step >= never:
             return
         terms = next((t for step, t in unchecked if step == first_step), {})
@@ -534,15 +534,6 @@ def host_terms(terms: dict[str, object]) -> dict[str, float]:
         read = torch.stack([terms[k].detach().float().reshape(()) for k in keys]).tolist()
         values.update(zip(keys, read, strict=True))
     return {k: values[k] if k in values else float(v) for k, v in terms.items()}
-
-
-def _min_over_ranks(value: int, device: torch.device) -> int:
-    """The smallest ``value`` of every rank (an all-reduce)."""
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.long, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return int(t.item())
 
 
 def _few(names: list[str], n: int = 3) -> str:
