@@ -39,19 +39,11 @@ from .rotation import rotation_loss
 from .swav import prototype_log_probs, sinkhorn_knopp, swav_loss
 from .taco import taco_loss, taco_terms
 from .triplet import triplet
-from .variants import VARIANT_LOSSES, cross_view_variant_loss, queue_variant_loss, variant_options
+from .variants import _SIMCLR_FORMS, VARIANT_LOSSES, cross_view_variant_loss, queue_variant_loss, variant_options
 from .wmse import WhiteningError, whiten, wmse_loss
 
-SIMCLR_LOSSES: dict[str, Callable[..., Tensor]] = {
-    "infonce": info_nce,
-    "debiased": debiased_info_nce,
-    "hard": hard_info_nce,
-    "dcl": decoupled_info_nce,
-    "dclw": decoupled_weighted_info_nce,
-    "hard_threshold": hard_threshold_info_nce,
-    "align_uniform": align_uniform,
-    "triplet": triplet,
-}
+#: the SimCLR loss family by name (the table ``causalcl.losses.variants`` also lays over MoCo's and CMC's negatives)
+SIMCLR_LOSSES: dict[str, Callable[..., Tensor]] = dict(_SIMCLR_FORMS)
 
 
 def get_simclr_loss(name: str) -> Callable[..., Tensor]:
