@@ -9,8 +9,12 @@ depends only on that layer's input, which stage 1 already computed, so recording
 
     Conv2d / Linear   dy = W·dx + dW·x + db            (two matmuls/convolutions; the first vanishes on the input)
     BatchNorm (batch statistics)   dy = J_x·dx + x̂·dγ + dβ,  J_x = (γ/σ)(I − 11ᵀ/n − x̂x̂ᵀ/n) per channel
-                      (J_x symmetric: BatchNorm's backward kernel applied to dx; x̂·dγ + dβ a BatchNorm of x
-                      with weight dγ and bias dβ, whose pass also gives the batch statistics)
+                      = (γ/σ)·dx + a·x + c   with per-channel a, c from the two sums Σdx and Σdx·x̂
+                      (BatchNorm's backward kernel asked for its weight and bias gradients only: one read
+                      of dx and x) and stage 1's batch statistics μ, 1/σ (saved by its autograd node);
+                      without them (stage 1 under no_grad, a kernel other than the native one) the
+                      statistics come from a BatchNorm of x with weight dγ and bias dβ, which also gives
+                      x̂·dγ + dβ, and J_x·dx from the full backward kernel (J_x is symmetric)
     ReLU              dy = dx · 1[y > 0]                (``threshold_backward``)
     AdaptiveAvgPool2d dy = pool(dx);   flatten / view between layers: the same reshape of dx
 
@@ -86,7 +90,8 @@ class TangentTape:
         self.clear()
 
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            self._calls.append((module, inputs[0].detach(), output.detach()))
+            stats = _saved_batch_stats(output) if isinstance(module, nn.modules.batchnorm._BatchNorm) else None
+            self._calls.append((module, inputs[0].detach(), output.detach(), stats))
 
         handles = [m.register_forward_hook(hook) for m in dict.fromkeys(self.chain)]
         try:
@@ -107,7 +112,7 @@ class TangentTape:
         n = len(self.chain)
         if not self._calls or len(self._calls) % n:
             return False
-        for i, (module, x, _) in enumerate(self._calls):
+        for i, (module, x, _, _) in enumerate(self._calls):
             if module is not self.chain[i % n]:
                 return False
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not (
@@ -132,8 +137,8 @@ class TangentTape:
         n, outs = len(self.chain), []
         for start in range(0, len(self._calls), n):
             t: Tensor | None = None
-            for module, x, y in self._calls[start:start + n]:
-                t = _layer_tangent(module, x, y, None if t is None else t.reshape(x.shape), direction)
+            for module, x, y, stats in self._calls[start:start + n]:
+                t = _layer_tangent(module, x, y, None if t is None else t.reshape(x.shape), direction, stats)
             last = self._calls[start + n - 1][2]
             outs.append(torch.zeros_like(last) if t is None else t.reshape(last.shape))
         return torch.cat(outs)
@@ -143,9 +148,50 @@ def _param_tangent(direction: Mapping[int, Tensor], p: Tensor | None) -> Tensor 
     return None if p is None else direction.get(id(p))
 
 
-def _layer_tangent(module: nn.Module, x: Tensor, y: Tensor, t: Tensor | None,
-                   direction: Mapping[int, Tensor]) -> Tensor | None:
-    """The output tangent of one layer at input x (output y) for input tangent t (None = 0)."""
+def _saved_batch_stats(output: Tensor) -> tuple[Tensor, Tensor] | None:
+    """(μ, 1/σ) of a BatchNorm call in training mode, as its autograd node saved them for the backward; read at
+    the call (the node's saved tensors are freed by the backward); ``None`` without a native-kernel node."""
+    node = output.grad_fn
+    if node is None or type(node).__name__ != "NativeBatchNormBackward0":
+        return None
+    return node._saved_result1.detach(), node._saved_result2.detach()
+
+
+def _batch_norm_tangent(module: nn.modules.batchnorm._BatchNorm, x: Tensor, t: Tensor | None, dw: Tensor | None,
+                        db: Tensor | None, stats: tuple[Tensor, Tensor] | None) -> Tensor | None:
+    """dy = J_x·t + x̂·dγ + dβ of a BatchNorm with batch statistics (module docstring)."""
+    if t is None and dw is None and db is None:
+        return None
+    weight = module.weight if module.weight is not None else x.new_ones(x.shape[1])
+    if stats is None:  # the statistics from a BatchNorm of x, which also gives x̂·dγ + dβ
+        affine, mean, invstd = torch.native_batch_norm(x, torch.zeros_like(weight) if dw is None else dw,
+                                                       torch.zeros_like(weight) if db is None else db, None, None,
+                                                       True, 0.0, module.eps)
+        if t is None:
+            return affine
+        out = torch.ops.aten.native_batch_norm_backward(t, x, weight, None, None, mean, invstd, True,
+                                                        module.eps, [True, False, False])[0]
+        return out.add_(affine)
+    mean, invstd = stats
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    dgamma = torch.zeros_like(weight) if dw is None else dw
+    a, c = invstd * dgamma, torch.zeros_like(weight) if db is None else db.clone()
+    if t is not None:  # Σ t·x̂ and Σ t per channel: the weight and bias gradients of BatchNorm's backward
+        _, sum_tx, sum_t = torch.ops.aten.native_batch_norm_backward(t, x, weight, None, None, mean, invstd, True,
+                                                                     module.eps, [False, True, True])
+        n = x.numel() // x.shape[1]
+        scale = weight * invstd  # γ/σ
+        a = a - scale * invstd * sum_tx / n
+        c = c - scale * sum_t / n
+    c = c - a * mean  # x̂·k = (x − μ)·k/σ: the per-channel constant
+    out = torch.addcmul(c.reshape(shape), x, a.reshape(shape))
+    return out if t is None else out.addcmul_(t, (weight * invstd).reshape(shape))
+
+
+def _layer_tangent(module: nn.Module, x: Tensor, y: Tensor, t: Tensor | None, direction: Mapping[int, Tensor],
+                   stats: tuple[Tensor, Tensor] | None = None) -> Tensor | None:
+    """The output tangent of one layer at input x (output y) for input tangent t (None = 0); ``stats`` = a
+    BatchNorm's (μ, 1/σ) from stage 1, or ``None``."""
     if isinstance(module, nn.Conv2d | nn.Linear):
         dw, db = _param_tangent(direction, module.weight), _param_tangent(direction, module.bias)
         if isinstance(module, nn.Conv2d):
@@ -162,20 +208,8 @@ def _layer_tangent(module: nn.Module, x: Tensor, y: Tensor, t: Tensor | None,
             return part.clone() if out is None else out.add_(part)
         return out
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        dw, db = _param_tangent(direction, module.weight), _param_tangent(direction, module.bias)
-        if t is None and dw is None and db is None:
-            return None
-        # one fused pass gives the batch statistics and x̂·dγ + dβ (a BatchNorm with weight dγ, bias dβ)
-        like = module.weight if module.weight is not None else x.new_zeros(x.shape[1])
-        affine, mean, invstd = torch.native_batch_norm(x, torch.zeros_like(like) if dw is None else dw,
-                                                       torch.zeros_like(like) if db is None else db, None, None,
-                                                       True, 0.0, module.eps)
-        if t is None:
-            return affine
-        out = torch.ops.aten.native_batch_norm_backward(t, x, module.weight, None, None, mean, invstd, True,
-                                                        module.eps, [True, False, False])[0]
-        return out if dw is None and db is None else out.add_(affine)
-        return out
+        return _batch_norm_tangent(module, x, t, _param_tangent(direction, module.weight),
+                                   _param_tangent(direction, module.bias), stats)
     if t is None:
         return None
     if isinstance(module, nn.ReLU):

@@ -42,6 +42,31 @@ def test_tape_equals_forward_mode(channels_last, last_bn):
     torch.testing.assert_close(got, _forward_mode(net, x, part), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("grad", [True, False])
+def test_batch_norm_statistics_from_stage_1_or_recomputed(grad):
+    """With autograd on, BatchNorm's tangent uses the batch statistics its autograd node saved; under no_grad
+    (no node) they are recomputed. Both equal forward mode, with and without BN affine parameters."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 5, 3),
+                        nn.BatchNorm2d(5, affine=False), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 4 * 4, 6),
+                        nn.BatchNorm1d(6)).double().train()
+    x = torch.randn(7, 3, 8, 8, dtype=torch.float64)
+    v = {k: torch.randn_like(p) for k, p in net.named_parameters()}
+    expected = _forward_mode(net, x, v)
+    tape = TangentTape.of(net)
+    with tape.record(), torch.set_grad_enabled(grad):
+        net(x)
+    saved = [stats for module, _, _, stats in tape._calls if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    assert len(saved) == 3 and all((s is not None) == grad for s in saved)
+    if grad:
+        mean, invstd = saved[0]
+        h = net[0](x).detach()
+        torch.testing.assert_close(mean, h.mean((0, 2, 3)))
+        torch.testing.assert_close(invstd, (h.var((0, 2, 3), unbiased=False) + 1e-5).rsqrt())
+    got = tape.jvp({id(p): v[k] for k, p in net.named_parameters()})
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_two_passes_are_concatenated():
     torch.manual_seed(0)
     net = nn.Sequential(ConvNetSmall(widths=(4, 8)), MLPHead([8, 6, 3])).double().train()
