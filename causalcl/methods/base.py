@@ -27,8 +27,8 @@ class Method(nn.Module, metaclass=ABCMeta):
        interventional`` ``make_interventional_views`` (``num_views`` true counterfactuals by default;
        refused with ``interventional_refusal``'s reason, see ``interventional_refusal(method)``);
     2. ``forward(views)`` and backward;
-    3. ``meta_step(views, lr)``: bilevel methods (ICL-MSR, MetAug) update their meta-learners here
-       with an optimiser of their own and return the terms to log; it runs before the optimiser step,
+    3. ``meta_step(views, lr, log_terms=...)``: bilevel methods (ICL-MSR, MetAug) update their meta-learners
+       here with an optimiser of their own and return the terms to log; it runs before the optimiser step,
        so the parameters are those ``forward`` saw and ``p.grad`` holds their gradient (unclipped);
     4. one step of the Trainer's optimiser over ``optim_parameters()``;
     5. ``on_step_end(step, total_steps)``: EMA targets and queues update here.
@@ -90,11 +90,14 @@ class Method(nn.Module, metaclass=ABCMeta):
         meta-learners to itself)."""
         return (p for p in self.parameters() if p.requires_grad)
 
-    def meta_step(self, views: list[torch.Tensor], lr: float) -> dict[str, torch.Tensor | float]:
+    def meta_step(self, views: list[torch.Tensor], lr: float, *,
+                  log_terms: bool = True) -> dict[str, torch.Tensor | float]:
         """Hook between the Trainer's backward and its optimiser step for bilevel methods; returns terms
         to log, best as 0-dim device tensors (the Trainer reads them at its logging steps only; a Python float
         costs a host synchronisation per step on a GPU). ``lr`` is the current learning rate of the Trainer's
-        optimiser (for information; ICL-MSR and MetAug have a lookahead step size of their own)."""
+        optimiser (for information; ICL-MSR and MetAug have a lookahead step size of their own).
+        ``log_terms=False`` (the Trainer's steps that it will not log) lets a method skip work whose only use
+        is a logged term; the update itself must not depend on it."""
         return {}
 
     def on_step_end(self, step: int, total_steps: int) -> None:

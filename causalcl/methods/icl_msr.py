@@ -335,13 +335,14 @@ class ICLMSR(MetaOptimizerState, Method):
         uni = uniformity_of_strata(strata, self.uniformity_t)
         return g_look, grads_or_zeros(self.gamma * uni, phi), outer.detach(), uni.detach()
 
-    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, Tensor]:
+    def meta_step(self, views: list[Tensor], lr: float, *, log_terms: bool = True) -> dict[str, Tensor]:
         """Stage 2: one Adam step of f_msr on L_ct(θ¹) + γ·L_uni; returns the logged terms (0-dim device tensors:
         no host synchronisation, the Trainer reads them at its logging steps).
 
         Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step,
         so θ is the point stage 1 differentiated and ``p.grad`` holds g = ∇_θ L_to (reused). ``lr`` is
-        not used: the lookahead step is ``alpha``."""
+        not used: the lookahead step is ``alpha``. ``log_terms`` is not used either: the lookahead share is
+        watched at every step."""
         mode = self.meta_grad if world_size() == 1 else "reverse"  # forward-mode paths: single process
         phi = [p for p in self.msr.parameters() if p.requires_grad]
         if mode == "reverse":

@@ -229,12 +229,18 @@ class MetAug(MetaOptimizerState, Method):
         terms = {"oucl_loss": self._oucl(pos, neg)}
         if self.mags is None:
             return terms
-        a1, a2 = (gather(self.augment_features(j, z, live_mags, own_stats)) for j, z in enumerate((z1, z2)))
-        pairs = [pair_scores(a1, g2), pair_scores(g1, a2), pair_scores(a1, a2)]
+        pairs = self._augmented_pairs(z1, z2, g1, g2, live_mags, own_stats)
         terms["aug_loss"] = sum(self._oucl(p, n) for p, n in pairs)
         terms["margin_loss"] = margin_injection(pos.detach(), neg.detach(), torch.cat([p for p, _ in pairs], 1),
                                                 torch.cat([n for _, n in pairs], 1), pos_weight=self.margin_pos_weight)
         return terms
+
+    def _augmented_pairs(self, z1: Tensor, z2: Tensor, g1: Tensor, g2: Tensor, live_mags: bool,
+                         own_stats: bool) -> list[tuple[Tensor, Tensor]]:
+        """The (positive, negative) scores of the three augmented pairs (ẑ1, z2), (z1, ẑ2), (ẑ1, ẑ2); g1, g2 are
+        z1, z2 gathered (the global batch under DDP)."""
+        a1, a2 = (gather(self.augment_features(j, z, live_mags, own_stats)) for j, z in enumerate((z1, z2)))
+        return [pair_scores(a1, g2), pair_scores(g1, a2), pair_scores(a1, a2)]
 
     def forward(self, views: list[Tensor], *, live_mags: bool = False) -> dict[str, Any]:
         """Encoder loss L_enc = OUCL(z1, z2) + λ_aug·[three augmented OUCL terms] and the logged terms
@@ -299,13 +305,15 @@ class MetAug(MetaOptimizerState, Method):
         return fn
 
     def meta_gradients(self, views: list[Tensor], alpha: float, mode: str = "jvp",
-                       inner_grads: list[Tensor] | None = None) -> tuple[dict[str, list[Tensor]], Tensor]:
+                       inner_grads: list[Tensor] | None = None,
+                       split: bool = True) -> tuple[dict[str, list[Tensor]], Tensor]:
         """The MAG gradient of M(θ'(ω), ω) split into its terms, and M's value (single process).
 
         ``{"aug": ∇_ω λ_aug·L_aug(θ', ω), "margin": ∇_ω λ_mi·R_σ(θ', ω)`` (direct terms, θ' held fixed),
         ``"lookahead": −α∇_ω⟨J_z(θ)v, ∇_z L_enc(z, ω)⟩`` (the term through θ'(ω), v = ∇_θ M(θ', ω); zero
-        with ``second_order=False``)``}``. ``inner_grads`` = ∇_θ L_enc(θ, ω) in ``_theta`` order (the
-        Trainer's stage-1 gradient); ``None`` recomputes it."""
+        with ``second_order=False``)``}``. ``split=False`` gives their sum ``"direct"`` in place of
+        ``"aug"`` and ``"margin"`` (one backward through the MAGs fewer). ``inner_grads`` = ∇_θ L_enc(θ, ω) in
+        ``_theta`` order (the Trainer's stage-1 gradient); ``None`` recomputes it."""
         live = self._theta()
         theta = {n: p.detach() for n, p in live.items()}
         stash, self._stage1 = self._stage1, None
@@ -318,11 +326,13 @@ class MetAug(MetaOptimizerState, Method):
         y1, y2 = z1l.detach().requires_grad_(True), z2l.detach().requires_grad_(True)
         terms = self.head_terms(y1, y2, live_mags=True, own_stats=True)
         omega = list(self.mags.parameters())  # type: ignore[union-attr]
-        margin = grads_or_zeros(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)
+        margin = (grads_or_zeros(self.margin_weight * terms["margin_loss"], omega, retain_graph=True)
+                  if split else None)
         objective = self.mag_objective(terms)
         # one backward gives ∇_ω M at θ' (OUCL(y1, y2) does not depend on ω: the aug and margin terms) and ∇_z M
         *direct, e1, e2 = grads_or_zeros(objective, [*omega, y1, y2])
-        grads = {"aug": [d - g for d, g in zip(direct, margin, strict=True)], "margin": margin}
+        grads = ({"aug": [d - g for d, g in zip(direct, margin, strict=True)], "margin": margin}
+                 if margin is not None else {"direct": direct})
         if not self.second_order:
             grads["lookahead"] = [torch.zeros_like(p) for p in omega]
             return grads, objective.detach()
@@ -338,17 +348,21 @@ class MetAug(MetaOptimizerState, Method):
         else:
             z1, z2 = stash.tensors
         z1, z2 = z1.detach().requires_grad_(True), z2.detach().requires_grad_(True)
-        inner = self.head_terms(z1, z2, live_mags=True, own_stats=True)
-        w1, w2 = torch.autograd.grad(self.encoder_loss(inner), (z1, z2),
-                                     create_graph=True)
-        pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()  # ⟨J_z v, ∇_z L_enc⟩
+        # ⟨J_z v, ∇_z L_enc⟩: of L_enc only the augmented terms depend on ω (OUCL(z1, z2) adds a constant)
+        pairs = self._augmented_pairs(z1, z2, z1, z2, live_mags=True, own_stats=True)
+        aug = self.aug_weight * sum(self._oucl(p, n) for p, n in pairs)
+        w1, w2 = torch.autograd.grad(aug, (z1, z2), create_graph=True)
+        pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()
         grads["lookahead"] = grads_or_zeros(-alpha * pairing, omega)
         return grads, objective.detach()
 
-    def meta_step(self, views: list[Tensor], lr: float) -> dict[str, Tensor]:
+    def meta_step(self, views: list[Tensor], lr: float, *, log_terms: bool = True) -> dict[str, Tensor]:
         """One MAG step on ∇_ω M(θ'(ω), ω); returns ``meta_grad_norm``, ``meta_objective`` and the norm of
         each term (``mag_grad_norm_aug``, ``mag_grad_norm_margin``, ``mag_grad_norm_lookahead``), as 0-dim device
-        tensors (no host synchronisation; the Trainer reads them at its logging steps).
+        tensors (no host synchronisation; the Trainer reads them at its logging steps). With
+        ``log_terms=False`` the aug / margin split, which only feeds the log, is not computed (the step is the
+        same: their sum comes from one backward either way); it cost one more backward through the MAGs,
+        ≈ 1 % of the step at the defaults.
 
         Called by the Trainer after the backward of ``forward(views)`` and before its optimiser step:
         θ is the point stage 1 differentiated and ``p.grad`` holds ∇_θ L_enc (reused)."""
@@ -363,15 +377,15 @@ class MetAug(MetaOptimizerState, Method):
             parts: dict[str, list[Tensor]] = {}
         else:
             inner = stage1_gradients(list(self._theta().values()))
-            parts, objective = self.meta_gradients(views, self.inner_lr, mode, inner)
-            total = [a + b + c for a, b, c in zip(parts["aug"], parts["margin"], parts["lookahead"], strict=True)]
+            parts, objective = self.meta_gradients(views, self.inner_lr, mode, inner, split=log_terms)
+            total = [sum(gs) for gs in zip(*parts.values(), strict=True)]
         for p, g in zip(params, total, strict=True):
             p.grad = g
         self.meta_optimizer.step()
         for p in params:  # no stale MAG gradients for the Trainer's gradient clipping to see
             p.grad = None
         out = {"meta_grad_norm": grad_norm(total), "meta_objective": objective.detach()}  # device tensors: no sync
-        out.update({f"mag_grad_norm_{k}": grad_norm(g) for k, g in parts.items()})
+        out.update({f"mag_grad_norm_{k}": grad_norm(g) for k, g in parts.items() if k != "direct"})
         return out
 
 

@@ -415,7 +415,8 @@ class Trainer:
         ``on_step_end``."""
         self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
         with self._autocast(), deferred_value_checks():
-            terms = self.method.meta_step(views, self.optimizer.param_groups[0]["lr"])
+            terms = self.method.meta_step(views, self.optimizer.param_groups[0]["lr"],
+                                          log_terms=self.logs_step(self.step + 1))
         if self.config.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
@@ -424,6 +425,11 @@ class Trainer:
         self.step += 1
         self.method.on_step_end(self.step, self.total_steps)
         return terms
+
+    def logs_step(self, step: int) -> bool:
+        """Whether the row of ``step`` (counted after its optimiser step) is logged: every ``train.log_every``
+        steps and the last (a time-limit stop also logs the step it stops at, which no one can know before)."""
+        return step % self.config.train.log_every == 0 or step == self.total_steps
 
     def train_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | float]:
         """One step: ``forward_backward`` then ``optimizer_step``; the terms as 0-dim device tensors (a method's
@@ -494,7 +500,7 @@ class Trainer:
             # every rank must stop at the same step: rank 0's clock decides
             stop = tc.time_limit_s is not None and ddp.any_rank(
                 main and time.perf_counter() - start > tc.time_limit_s, self.device)
-            logging = self.step % tc.log_every == 0 or self.step == self.total_steps or stop
+            logging = self.logs_step(self.step) or stop
             if logging:  # every rank: the same steps, so all stop together
                 self.check_finite()
             if log is not None and logging:

@@ -339,6 +339,34 @@ def test_trainer_logs_meta_grad_norm_every_step(tmp_path):
     assert int(state["meta_optimizer"]["state"][0]["step"]) == 3
 
 
+def test_unlogged_meta_step_skips_only_the_split_of_the_direct_terms():
+    method, views = _meta_case("simclr")
+    twin = copy.deepcopy(method)
+    for m in (method, twin):
+        m.meta_optimizer = torch.optim.SGD(m.mags.parameters(), lr=0.1)
+        m(views)["loss"].backward()  # the stage-1 gradient the jvp path reuses
+    logged, quiet = method.meta_step(views, 0.0), twin.meta_step(views, 0.0, log_terms=False)
+    for p1, p2 in zip(method.mags.parameters(), twin.mags.parameters(), strict=True):
+        torch.testing.assert_close(p2, p1, rtol=1e-12, atol=1e-14)  # the same update (float64)
+    assert {"mag_grad_norm_aug", "mag_grad_norm_margin"} <= set(logged)
+    assert set(quiet) == {"meta_grad_norm", "meta_objective", "mag_grad_norm_lookahead"}
+    assert float(quiet["meta_grad_norm"]) == pytest.approx(float(logged["meta_grad_norm"]), rel=1e-10)
+
+
+def test_trainer_asks_for_the_split_at_logged_steps_only(tmp_path, monkeypatch):
+    asked = []
+    original = MetAug.meta_step
+
+    def spy(self, views, lr, *, log_terms=True):
+        asked.append(log_terms)
+        return original(self, views, lr, log_terms=log_terms)
+
+    monkeypatch.setattr(MetAug, "meta_step", spy)
+    log = _fit_tiny(tmp_path, **{"train.steps": 5, "train.log_every": 2})
+    assert asked == [False, True, False, True, True]  # steps 1..5: rows at 2, 4 and the last
+    assert log["step"] == [2, 4, 5] and len(log["mag_grad_norm_aug"]) == 3 and len(log["mag_grad_norm_margin"]) == 3
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="base"):
         _small(base="nope")
