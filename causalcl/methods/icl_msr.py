@@ -49,8 +49,9 @@ averaged over ranks.
 Defaults: λ = 1, α = 0.03, γ = 0.02, measured on ``shapes`` (batch 256, AdamW 2e-3, 500 steps; the
 share is ‖lookahead‖ / ‖lookahead + γ·∇L_uni‖, it swings from step to step with the batch and exceeds 1
 when the two parts partly cancel). At α = 0.03, γ = 0.02 its minimum over the logged steps after the
-50 warm-up steps was 0.49, and L_uni spreads the strata (uni_loss, the log of the n² pair sum, fell from
-log n² = 11.08 to 9.13). The runs that set these values: α = 2e-3 (the Trainer's lr, the old default):
+50 warm-up steps was 0.47–0.49 (two runs whose float round-off differs), and L_uni spreads the strata
+(uni_loss, the log of the n² pair sum, fell from log n² = 11.08 to 9.1–9.3; ``benchmarks/causal_signals.py
+--method icl_msr --steps 500``). The runs that set these values: α = 2e-3 (the Trainer's lr, the old default):
 share 0.003 by step 50; α = 0.1 (batch 128): L_ct(θ¹) > L_ct(θ) from step 40; α = 0.02 with γ = 0.1:
 share 0.083 at step 120; with γ = 0.02: 0.067 at step 310; with γ = 0.005: share ≈ 1 but uni_loss stayed
 at 11.08 — every stratum the same vector, a backdoor adjustment over one stratum, so that γ makes L_uni
