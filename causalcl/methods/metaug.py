@@ -52,9 +52,9 @@ term: no anti-collapse margin at all), positive hinge of R_σ weighted 1 (seed; 
 0.0004–0.0096 — the two direct terms within 3.3× of each other at every logged step, all three within
 43×. ``preset="official"``: λ_aug 1e-5, λ_mi 1e-11, positive hinge 1e-4, ``oucl_scale`` 16, α 1e-3, MAG SGD
 lr 0.03 / momentum 0.9 / wd 1e-4. Any option given explicitly overrides its preset. OUCL γ = 16, margins and
-adaptive weights off, m = 0.25, β = 1 (official code; here the adaptive weights really apply when on); MAG widths d → 512 → 512 → d with BN + ReLU (official
-128 → 2048 → 2048 → 128); projector feature_dim → 512 → 128. The MAG optimiser state travels in the
-method's ``state_dict`` (``get_extra_state``).
+adaptive weights off, m = 0.25, β = 1 (official code; here the adaptive weights really apply when on); MAG
+widths d → 512 → 512 → d with BN + ReLU (official 128 → 2048 → 2048 → 128); projector feature_dim → 512 →
+128. The MAG optimiser state travels in the method's ``state_dict`` (``get_extra_state``).
 """
 
 from __future__ import annotations
