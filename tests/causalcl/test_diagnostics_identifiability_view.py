@@ -4,7 +4,7 @@ accuracy and R² on separate axes, chance ticks, and negative R² visible."""
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from causalcl.diagnostics.identifiability import R2_FLOOR, _plot, table_html
+from causalcl.diagnostics.identifiability import R2_FLOOR, _plot, regression_kind, table_html
 
 
 def _tables():
@@ -39,3 +39,16 @@ def test_plot_separates_accuracy_and_r2_and_shows_negative_r2():
     assert any(t.get_text() == "-346" for t in r2.texts)  # past the floor: labelled with its value
     assert len(acc.lines) == 2  # a chance tick per categorical latent
     plt.close(fig)
+
+
+def test_auto_read_out_is_least_squares_with_enough_rows_per_feature_else_ridge():
+    assert regression_kind(2000, 128) == "linear"  # shapes' test split: 1000 fit rows for 128 features
+    assert regression_kind(500, 128) == "ridge"  # moving_shapes' clips: 250 fit rows
+    assert regression_kind(1280, 128) == "linear" and regression_kind(1278, 128) == "ridge"  # the 5-per-feature edge
+    assert regression_kind(500, 128, "linear") == "linear" and regression_kind(2000, 128, "kernel") == "kernel"
+
+
+def test_table_names_the_ridge_read_out():
+    values = {"kind": "ridge", "trained": {"speed": {"score": 0.1, "metric": "r2", "role": "style"}},
+              "random": {"speed": {"score": -0.01, "metric": "r2"}}}
+    assert "<td>R² (ridge)</td><td class='num'>0.100</td><td class='num'>-0.010</td>" in table_html(values)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from evaluations.identifiability import KERNEL_GRID, latent_r2, plot_latent_r2
+from evaluations.identifiability import KERNEL_GRID, RIDGE_ALPHAS, latent_r2, plot_latent_r2
 
 
 def _data(n: int = 600, d: int = 5, seed: int = 0):
@@ -57,6 +57,57 @@ def test_kernel_readout_known_answers():
     assert set(df["model"]) == {"kernel", "logistic"}
     assert KERNEL_GRID["alpha"] == [1.0, 0.1, 0.01, 0.001]
     assert np.allclose(KERNEL_GRID["gamma"], np.logspace(-2, 2, 4))
+
+
+def _ridge_oracle(x_fit, y_fit, x_test, y_test):
+    """numpy: standardise with the fit part, choose α by the exact leave-one-out error of ridge with an
+    intercept (refit n times), then the held-out R² of the closed-form solution at that α."""
+    mean, std = x_fit.mean(0), x_fit.std(0)
+    xf, xt = (x_fit - mean) / std, (x_test - mean) / std
+    mu, sd = y_fit.mean(), y_fit.std()
+    yf, yt = (y_fit - mu) / sd, (y_test - mu) / sd
+
+    def solve(x, y, alpha):
+        xm, ym = x.mean(0), y.mean()
+        w = np.linalg.solve((x - xm).T @ (x - xm) + alpha * np.eye(x.shape[1]), (x - xm).T @ (y - ym))
+        return w, ym - xm @ w
+
+    def loo(alpha):
+        err = 0.0
+        for i in range(len(yf)):
+            keep = np.arange(len(yf)) != i
+            w, b = solve(xf[keep], yf[keep], alpha)
+            err += (yf[i] - xf[i] @ w - b) ** 2
+        return err
+
+    best = min(RIDGE_ALPHAS, key=loo)
+    w, b = solve(xf, yf, best)
+    pred = xt @ w + b
+    return 1 - ((yt - pred) ** 2).sum() / ((yt - yt.mean()) ** 2).sum()
+
+
+def test_ridge_readout_equals_a_numpy_leave_one_out_oracle():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 30))
+    y = x[:, :3] @ np.array([1.0, -0.5, 0.25]) + 0.8 * rng.normal(size=120)
+    xt = rng.normal(size=(80, 30))
+    yt = xt[:, :3] @ np.array([1.0, -0.5, 0.25]) + 0.8 * rng.normal(size=80)
+    df = latent_r2(x, {"y": y}, kind="ridge", test_features=xt, test_latents={"y": yt})
+    assert df["model"].tolist() == ["ridge"]
+    assert _score(df, "y") == pytest.approx(_ridge_oracle(x, y, xt, yt), abs=1e-9)
+
+
+def test_ridge_keeps_r2_near_zero_where_least_squares_overfits():
+    """250 fit samples, 128 features unrelated to the latent (the clips' case): least squares scores far below
+    0, ridge near 0; with a real linear signal ridge still finds it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 128))
+    lat = {"noise": rng.normal(size=500), "signal": x[:, 0] + 0.5 * rng.normal(size=500)}
+    ols, ridge = (latent_r2(x, lat, kind=kind) for kind in ("linear", "ridge"))
+    assert _score(ols, "noise") < -0.5
+    assert -0.1 < _score(ridge, "noise") < 0.05
+    assert _score(ridge, "signal") > max(0.6, _score(ols, "signal"))  # the best possible R² here is 0.8
+    assert np.allclose(RIDGE_ALPHAS, np.logspace(-2, 4, 13))
 
 
 def test_kernel_n_fit_caps_the_fit_samples():
