@@ -1,4 +1,4 @@
-"""The fidelity study: the seeds' claims, each reproduced, refuted or inconclusive, at equal steps (issue 12).
+"""The fidelity study: the seeds' claims, each reproduced, refuted or inconclusive at equal steps (issue 12).
 
 Every configuration of ``fidelity_runs.CONFIGS`` (SimCLR with pixel augmentations, on true interventional views,
 with background swaps, without a projector, at batch 32 / 256; ReLIC with augmentations, background

@@ -12,12 +12,15 @@ Verdict rule (stated once, applied to every part): with the claimed direction d 
 above the threshold, −1: below; the threshold is 0 except C7's 0.5),
   * **reproduced** — the whole interval lies on the claimed side of the threshold;
   * **refuted** — the whole interval lies on the other side;
-  * **inconclusive** — the interval contains the threshold, or fewer than 2 seeds are finished.
-A claim is *reproduced* when all of its counted parts are, *refuted* when any counted part is, and
-*inconclusive* otherwise. Parts marked ``counted=False`` are shown for context (e.g. ReLIC with background
-interventions beside the paper's ReLIC) and do not enter the claim's verdict. For C7 (a method that needs no
+  * **inconclusive** — the interval contains the threshold;
+  * **too few seeds** — fewer than 2 seeds are finished for both configurations (no interval: the part is
+    not decided yet, which is not the same as tested and inconclusive).
+A claim is *refuted* when any counted part is; otherwise *too few seeds* while any counted part is; otherwise
+*reproduced* when all of its counted parts are, and *inconclusive* otherwise. Parts marked ``counted=False``
+are shown for context (e.g. ReLIC with background interventions beside the paper's ReLIC) and do not enter the
+claim's verdict. For C7 (a method that needs no
 SCM closes at least half of the gap) the parts are alternatives: reproduced when any candidate is, refuted when
-every candidate is.
+every candidate is (and *too few seeds* while no candidate is reproduced and any has too few seeds).
 """
 
 from __future__ import annotations
@@ -110,10 +113,14 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+#: the verdict of a part without an interval (fewer than 2 paired seeds)
+TOO_FEW = "too few seeds"
+
+
 def verdict(low: float, high: float, direction: int, threshold: float = 0.0) -> str:
     """The module docstring's rule for one interval."""
     if not (math.isfinite(low) and math.isfinite(high)):
-        return "inconclusive"
+        return TOO_FEW
     above, below = low > threshold, high < threshold
     if (direction > 0 and above) or (direction < 0 and below):
         return "reproduced"
@@ -123,15 +130,16 @@ def verdict(low: float, high: float, direction: int, threshold: float = 0.0) -> 
 
 
 def combine(verdicts: list[str], any_part: bool) -> str:
+    """A claim's verdict from its counted parts' (module docstring); ``any_part``: the parts are alternatives."""
     if not verdicts:
-        return "inconclusive"
-    if any_part:
-        if "reproduced" in verdicts:
-            return "reproduced"
-        return "refuted" if all(v == "refuted" for v in verdicts) else "inconclusive"
-    if "refuted" in verdicts:
-        return "refuted"
-    return "reproduced" if all(v == "reproduced" for v in verdicts) else "inconclusive"
+        return TOO_FEW
+    decided = "reproduced" if any_part else "refuted"  # one such part decides the claim
+    if decided in verdicts:
+        return decided
+    if TOO_FEW in verdicts:
+        return TOO_FEW
+    other = "refuted" if any_part else "reproduced"
+    return other if all(v == other for v in verdicts) else "inconclusive"
 
 
 CLAIMS: list[Claim] = [
@@ -237,7 +245,7 @@ def plot(table: list[dict[str, Any]], path: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"reproduced": "#2a9d4b", "refuted": "#c0392b", "inconclusive": "#7f8c8d"}
+    colours = {"reproduced": "#2a9d4b", "refuted": "#c0392b", "inconclusive": "#7f8c8d", TOO_FEW: "#bdc3c7"}
     fig, axes = plt.subplots(4, 2, figsize=(14, 15))
     for ax, row in zip(axes.flat, table, strict=False):
         parts = row["parts"]

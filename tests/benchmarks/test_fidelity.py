@@ -39,7 +39,7 @@ def test_interval_needs_two_values():
 @pytest.mark.parametrize("low, high, direction, threshold, expected", [
     (0.1, 0.3, +1, 0.0, "reproduced"), (-0.3, -0.1, +1, 0.0, "refuted"), (-0.1, 0.2, +1, 0.0, "inconclusive"),
     (-0.3, -0.1, -1, 0.0, "reproduced"), (0.1, 0.3, -1, 0.0, "refuted"), (0.6, 0.9, +1, 0.5, "reproduced"),
-    (0.2, 0.45, +1, 0.5, "refuted"), (math.nan, math.nan, +1, 0.0, "inconclusive")])
+    (0.2, 0.45, +1, 0.5, "refuted"), (math.nan, math.nan, +1, 0.0, "too few seeds")])
 def test_verdict_rule(low, high, direction, threshold, expected):
     assert claims.verdict(low, high, direction, threshold) == expected
 
@@ -50,7 +50,11 @@ def test_combine():
     assert claims.combine(["reproduced", "refuted"], False) == "refuted"
     assert claims.combine(["refuted", "reproduced"], True) == "reproduced"
     assert claims.combine(["refuted", "refuted"], True) == "refuted"
-    assert claims.combine([], False) == "inconclusive"
+    assert claims.combine([], False) == "too few seeds"
+    assert claims.combine(["reproduced", "too few seeds"], False) == "too few seeds"  # not decided yet
+    assert claims.combine(["refuted", "too few seeds"], False) == "refuted"  # one refuted part decides it
+    assert claims.combine(["refuted", "too few seeds"], True) == "too few seeds"
+    assert claims.combine(["inconclusive", "refuted"], True) == "inconclusive"
 
 
 def test_evaluate_pairs_by_seed_and_decides():
@@ -64,13 +68,13 @@ def test_evaluate_pairs_by_seed_and_decides():
     c6 = table["C6"]
     assert c6["verdict"] == "reproduced"
     assert c6["parts"][0]["values"] == pytest.approx([0.30, 0.31, 0.29])
-    assert table["C2"]["verdict"] == "inconclusive" and table["C2"]["parts"][0]["seeds"] == []
+    assert table["C2"]["verdict"] == "too few seeds" and table["C2"]["parts"][0]["seeds"] == []
     # C7: the share of the gap closed, per seed
     runs["icl_msr"] = {s: {"content": runs["simclr"][s]["content"] + 0.1} for s in range(3)}
     c7 = {row["claim"]: row for row in claims.evaluate(runs)}["C7"]
     icl = [p for p in c7["parts"] if p["name"].startswith("icl_msr")][0]
     assert icl["values"] == pytest.approx([0.1 / 0.3, 0.1 / 0.31, 0.1 / 0.29])
-    assert icl["verdict"] == "refuted" and c7["verdict"] == "inconclusive"  # the other candidates have no runs
+    assert icl["verdict"] == "refuted" and c7["verdict"] == "too few seeds"  # the other candidates have no runs
     assert "| **C6** reproduced |" in claims.markdown(claims.evaluate(runs))
 
 
