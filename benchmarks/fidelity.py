@@ -21,6 +21,11 @@ run interrupted mid-training continues from its checkpoint in ``--run-dir`` (eve
 rebuilt from whatever results exist, so a partial study already answers the claims whose runs are done
 (``--report-only`` does only that). Work runs in ``--workers`` processes of ``--threads`` torch threads each.
 
+Pausing it (e.g. for a timing benchmark beside it): the workers are ``multiprocessing`` spawn children whose
+command line does not name this script, so ``pkill -STOP -f fidelity.py`` stops only the parent and the two
+workers keep running. Stop the process group instead: ``kill -STOP -- -$(ps -o pgid= -p <pid>)`` and
+``kill -CONT -- -…`` to go on (``<pid>``: this script's process).
+
     python benchmarks/fidelity.py                          # the full study (hours on 2 cores), resumable
     python benchmarks/fidelity.py --subset                 # C6 and C3 only (3 configurations × 3 seeds)
     python benchmarks/fidelity.py --report-only            # the table from the finished runs
