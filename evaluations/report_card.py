@@ -88,7 +88,9 @@ def card_html(card: Card, findings: list[str], figures: list[str]) -> str:
             body.append(f"<tr><td title='{esc(row.key)}'>{esc(_label(row))}</td>{cells}</tr>")
         parts.append(f"<table class='card'><tr><th>metric</th>{head}</tr>{''.join(body)}</table>")
         parts.append("<p class='meta'>%: percent of the test set; points: a difference of two percentages; "
-                     "— : no such baseline in the protocol.</p>")
+                     "— : no such baseline in the protocol; chance: what a constant guess of the majority class scores "
+                     "on the samples that row is scored on (a read-out scored on half of the test split can have a "
+                     "different chance from the probes').</p>")
     if findings:
         parts.append(f"<h3>{esc(card.findings_title)}</h3><ul class='findings'>"
                      + "".join(f"<li>{esc(f)}</li>" for f in findings) + "</ul>")

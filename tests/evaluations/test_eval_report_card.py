@@ -50,6 +50,8 @@ def test_card_comes_first_with_findings_and_the_loss_curve(tmp_path):
     assert "<td class='num'>40.0</td><td class='num'>20.0</td><td class='num'>10.0</td><td class='num'>12.5</td>" \
         in headline
     assert "spurious gap (points)" in headline and "+20.0" in headline
+    assert "chance: what a constant guess of the majority class scores on the samples that row is scored on" \
+        in headline  # why two rows' chance can differ
     assert "The probe leans on the background." in headline and "Training loss per logged step." in headline
     assert page.count("The probe leans on the background.") == 1  # not again in the run section
     assert page.count("<figcaption>Training loss per logged step.") == 1 and "Figures and tables" not in page
