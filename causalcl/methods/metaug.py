@@ -38,7 +38,8 @@ encoder step's forward, whose gradient it reuses):
    are used as in training but the running statistics (of encoders, heads and MAGs) are updated once
    per step, by the Trainer's forward. Logs ``meta_grad_norm`` (‖∇_ω M‖), ``meta_objective`` and
    each term's norm: ``mag_grad_norm_aug`` (λ_aug·∇_ω L_aug at θ'), ``mag_grad_norm_margin``
-   (λ_mi·∇_ω R_σ at θ') and ``mag_grad_norm_lookahead`` (the term through θ'). With ``adaptive=True``
+   (λ_mi·∇_ω R_σ at θ'; these two at the Trainer's logged steps only) and ``mag_grad_norm_lookahead`` (the
+   term through θ'). With ``adaptive=True``
    the OUCL weights are constants to autograd (Circle loss). Under DDP the reverse path is used; it
    differentiates twice through ``gather`` (torch.distributed.nn's all-gather).
 
