@@ -20,7 +20,8 @@ then is diagnosed on the frozen backbone:
     latents fg_hue, bg_hue, brightness;
   * with ``fg_twin`` (SimCLR, ICL-MSR): the ICL-MSR 2×2 protocol — a twin encoder trained with the same config,
     seed and steps on the foreground-only images (mask × image) of the same training split
-    (``causalcl.pretrain.make_pretrain_fn``), both encoders probed on full and foreground-only images
+    (``causalcl.pretrain.make_pretrain_fn``, checkpointed every 250 steps in the run folder's ``fg_twin``, so an
+    interrupted study continues it), both encoders probed on full and foreground-only images
     (``evaluations.foreground.full_vs_foreground``); ``fg_gap`` = acc(fg-trained, fg test) − acc(full-trained,
     fg test).
 
@@ -172,12 +173,15 @@ def _fg_images(dataset: Any) -> torch.Tensor:
     return images * dataset.masks.unsqueeze(1).to(images.dtype)
 
 
-def fg_matrix(config: Config, encoder: nn.Module, splits: Splits) -> dict[str, dict[str, float]]:
-    """The 2×2 protocol with ``encoder`` as the full-image one and its foreground-trained twin."""
+def fg_matrix(config: Config, encoder: nn.Module, splits: Splits,
+              out_dir: Path | None = None) -> dict[str, dict[str, float]]:
+    """The 2×2 protocol with ``encoder`` as the full-image one and its foreground-trained twin (trained in
+    ``out_dir/encoder1`` with checkpoints, so an interrupted study continues it, or in a temporary folder)."""
     from causalcl.pretrain import make_pretrain_fn
 
     augment = build_augment(config, int(splits.train.images.shape[-1]))
-    twin = make_pretrain_fn(config, augment, config.train.steps, config.train.batch_size)(_fg_images(splits.train))
+    pretrain = make_pretrain_fn(config, augment, config.train.steps, config.train.batch_size, out_dir=out_dir)
+    twin = pretrain(_fg_images(splits.train), label="the foreground-trained twin")
     data = {"train": split_arrays(splits.probe), "test": split_arrays(splits.test)}
     return foreground.full_vs_foreground(None, data, encoders={"full": encoder, "foreground": twin},
                                          device=config.train.device).as_dict()
@@ -248,7 +252,7 @@ def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     metrics = measure(config, encoder, splits, run_dir, robustness_images)
     if spec.fg_twin:
         start = time.perf_counter()
-        matrix = fg_matrix(config, encoder, splits)  # {"train: full": {"test: full": acc, ...}, ...}
+        matrix = fg_matrix(config, encoder, splits, run_dir / "fg_twin")  # {"train: full": {"test: full": acc}, …}
         metrics["full_vs_foreground"] = matrix
         metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
         metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - start, 1)
