@@ -231,7 +231,7 @@ class MetAug(MetaOptimizerState, Method):
         if self.mags is None:
             return terms
         pairs = self._augmented_pairs(z1, z2, g1, g2, live_mags, own_stats)
-        terms["aug_loss"] = sum(self._oucl(p, n) for p, n in pairs)
+        terms["aug_loss"] = self._augmented_loss(pairs)
         terms["margin_loss"] = margin_injection(pos.detach(), neg.detach(), torch.cat([p for p, _ in pairs], 1),
                                                 torch.cat([n for _, n in pairs], 1), pos_weight=self.margin_pos_weight)
         return terms
@@ -242,6 +242,10 @@ class MetAug(MetaOptimizerState, Method):
         z1, z2 gathered (the global batch under DDP)."""
         a1, a2 = (gather(self.augment_features(j, z, live_mags, own_stats)) for j, z in enumerate((z1, z2)))
         return [pair_scores(a1, g2), pair_scores(g1, a2), pair_scores(a1, a2)]
+
+    def _augmented_loss(self, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """L_aug: the OUCL terms of the augmented pairs (``_augmented_pairs``)."""
+        return sum(self._oucl(p, n) for p, n in pairs)  # type: ignore[return-value]
 
     def forward(self, views: list[Tensor], *, live_mags: bool = False) -> dict[str, Any]:
         """Encoder loss L_enc = OUCL(z1, z2) + λ_aug·[three augmented OUCL terms] and the logged terms
@@ -351,7 +355,7 @@ class MetAug(MetaOptimizerState, Method):
         z1, z2 = z1.detach().requires_grad_(True), z2.detach().requires_grad_(True)
         # ⟨J_z v, ∇_z L_enc⟩: of L_enc only the augmented terms depend on ω (OUCL(z1, z2) adds a constant)
         pairs = self._augmented_pairs(z1, z2, z1, z2, live_mags=True, own_stats=True)
-        aug = self.aug_weight * sum(self._oucl(p, n) for p, n in pairs)
+        aug = self.aug_weight * self._augmented_loss(pairs)
         w1, w2 = torch.autograd.grad(aug, (z1, z2), create_graph=True)
         pairing = (u1.to(w1.dtype) * w1).sum() + (u2.to(w2.dtype) * w2).sum()
         grads["lookahead"] = grads_or_zeros(-alpha * pairing, omega)

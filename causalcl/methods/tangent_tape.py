@@ -176,16 +176,16 @@ def _batch_norm_tangent(module: nn.modules.batchnorm._BatchNorm, x: Tensor, t: T
     shape = [1, -1] + [1] * (x.dim() - 2)
     dgamma = torch.zeros_like(weight) if dw is None else dw
     a, c = invstd * dgamma, torch.zeros_like(weight) if db is None else db.clone()
+    scale = weight * invstd  # γ/σ
     if t is not None:  # Σ t·x̂ and Σ t per channel: the weight and bias gradients of BatchNorm's backward
         _, sum_tx, sum_t = torch.ops.aten.native_batch_norm_backward(t, x, weight, None, None, mean, invstd, True,
                                                                      module.eps, [False, True, True])
         n = x.numel() // x.shape[1]
-        scale = weight * invstd  # γ/σ
         a = a - scale * invstd * sum_tx / n
         c = c - scale * sum_t / n
     c = c - a * mean  # x̂·k = (x − μ)·k/σ: the per-channel constant
     out = torch.addcmul(c.reshape(shape), x, a.reshape(shape))
-    return out if t is None else out.addcmul_(t, (weight * invstd).reshape(shape))
+    return out if t is None else out.addcmul_(t, scale.reshape(shape))
 
 
 def _layer_tangent(module: nn.Module, x: Tensor, y: Tensor, t: Tensor | None, direction: Mapping[int, Tensor],
