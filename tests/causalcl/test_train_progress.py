@@ -69,13 +69,14 @@ def test_trainer_is_silent_on_a_terminal(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out == ""
 
 
-def test_linear_probe_reports_each_weight_decay_fit():
+def test_linear_probe_reports_its_search_in_two_lines():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 4, generator=g), torch.arange(60) % 3
     lines = []
-    evaluations.linear_probe(x, y, x, y, progress=lines.append)
-    assert len(lines) == len(evaluations.linear.WD_GRID) + 1
-    assert lines[0].startswith("weight decay 1e-01 (1/6): hold-out accuracy ")
-    assert lines[-1].startswith("refit on all 60 samples")
-    silent = evaluations.linear_probe(x, y, x, y, weight_decay=1e-2, progress=lines.append)
-    assert 0 <= silent.accuracy <= 1 and len(lines) == len(evaluations.linear.WD_GRID) + 2
+    result = evaluations.linear_probe(x, y, x, y, progress=lines.append)
+    assert lines[0] == "choosing weight decay from 6 values on a 20% hold-out of 60 samples"
+    assert lines[1].startswith(f"weight decay {result.weight_decay:.0e} chosen (hold-out accuracy: 1e-01 ")
+    assert lines[1].count("%") == len(evaluations.linear.WD_GRID) and lines[1].endswith("refit on all 60 samples")
+    assert len(lines) == 2
+    fixed = evaluations.linear_probe(x, y, x, y, weight_decay=1e-2, progress=lines.append)
+    assert 0 <= fixed.accuracy <= 1 and lines[2:] == ["fitting with weight decay 1e-02 on 60 samples"]
