@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,8 +41,9 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int, *, ou
 
     ``out_dir``: the k-th call trains in ``out_dir/encoder<k>`` with a checkpoint every ``checkpoint_every``
     steps and continues from the checkpoint it finds there (a finished one is loaded, not retrained), so a long
-    study interrupted mid-way loses at most that many steps; the caller must give the same images again.
-    Without it each call trains in a temporary folder, without checkpoints."""
+    study interrupted mid-way loses at most that many steps. The folder records a SHA-256 of the images
+    (``images.sha256``); a call whose images differ from the recorded ones raises ``ValueError`` instead of
+    continuing another run. Without ``out_dir`` each call trains in a temporary folder, without checkpoints."""
     short = copy.deepcopy(config)
     short.set("train.steps", steps)
     short.set("train.epochs", None)
@@ -66,12 +68,31 @@ def make_pretrain_fn(config: Config, augment, steps: int, batch_size: int, *, ou
         short.set("train.batch_size", min(batch_size, len(data)))
         method = build_method(short)
         with _folder(out_dir, calls[0]) as folder:
+            if out_dir is not None:
+                _check_same_images(Path(folder), data.images)
             trainer = Trainer(method, data, build_view_fn(method, augment), short, folder, distributed=False,
                               desc=f"2×2 protocol pre-training {name} ({which})")
             trainer.fit(resume=(Path(folder) / "checkpoint.pt").is_file())
         return trainer.method.encoder.eval()
 
     return pretrain
+
+
+def images_digest(images: torch.Tensor) -> str:
+    """SHA-256 of an image tensor's shape, dtype and bytes."""
+    flat = images.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{tuple(flat.shape)} {flat.dtype}".encode())
+    digest.update(flat.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _check_same_images(folder: Path, images: torch.Tensor) -> None:
+    """Record the images' digest in ``folder``, or check it against the one recorded by an earlier call."""
+    record, digest = folder / "images.sha256", images_digest(images)
+    if record.is_file() and record.read_text().strip() != digest:
+        raise ValueError(f"out_dir: {folder} holds a pre-training on other images (SHA-256 differs); "
+                         "pass the same images, another out_dir, or delete the folder")
+    record.write_text(digest + "\n")
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from causalcl.build import build_augment
-from causalcl.pretrain import make_pretrain_fn
+from causalcl.pretrain import images_digest, make_pretrain_fn
 from causalcl.train import Config, Trainer
 
 
@@ -69,3 +69,21 @@ def test_calls_train_in_their_own_folders(tmp_path):
     fn = make_pretrain_fn(config, build_augment(config, 16), 2, 8, out_dir=tmp_path, checkpoint_every=1)
     fn(_images()), fn(_images() * 0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder1", "encoder2"]
+
+
+def test_a_folder_of_other_images_is_refused(tmp_path):
+    config = _config()
+    augment = build_augment(config, 16)
+    make_pretrain_fn(config, augment, 2, 8, out_dir=tmp_path, checkpoint_every=1)(_images())
+    assert (tmp_path / "encoder1" / "images.sha256").is_file()
+    with pytest.raises(ValueError, match="out_dir: .*other images"):
+        make_pretrain_fn(config, augment, 2, 8, out_dir=tmp_path, checkpoint_every=1)(_images() * 0.5)
+    make_pretrain_fn(config, augment, 2, 8, out_dir=tmp_path, checkpoint_every=1)(_images().clone())  # same bytes
+
+
+def test_images_digest_sees_one_changed_pixel_shape_and_dtype():
+    images = _images()
+    changed = images.clone()
+    changed[5, 1, 3, 7] += 1e-6
+    digests = {images_digest(x) for x in (images, changed, images.reshape(12, 2, 3, 16, 16), images.double())}
+    assert len(digests) == 4 and images_digest(images.clone()) == images_digest(images)
