@@ -1,13 +1,13 @@
 """The fidelity study: the seeds' claims, each reproduced, refuted or inconclusive at equal steps (issue 12).
 
-Every configuration of ``fidelity_runs.CONFIGS`` (SimCLR with pixel augmentations, on true interventional views,
-with background swaps, without a projector, at batch 32 / 256; ReLIC with augmentations, background
-interventions, interventional views; ICL-MSR and ICL-MSR on interventional views; MetAug; LooC; the two
-ceilings: SimCLR on unconfounded data and a supervised encoder) trains on ``shapes`` (rho = 0.9) for the same
-number of steps (``--steps``, the papers' protocol of equal epochs; ``--budget time`` gives every configuration
-the same seconds instead), for each of ``--seeds`` seeds, and is measured as ``fidelity_runs`` describes.
-``fidelity_claims`` turns the runs into the claims table: effects paired by seed, 95 % intervals, and the
-verdict rule stated in its docstring.
+Every configuration of ``fidelity_runs.CONFIGS`` (SimCLR with pixel augmentations, on true interventional views
+with and without the pixel augmentation on top, with background swaps, without a projector, at batch 32 / 256;
+ReLIC with augmentations, background interventions, interventional views; ICL-MSR and ICL-MSR on interventional
+views; MetAug; LooC; the two ceilings: SimCLR on unconfounded data and a supervised encoder) trains on ``shapes``
+(rho = 0.9) for the same number of steps (``--steps``, the papers' protocol of equal epochs; ``--budget time``
+gives every configuration the same seconds instead), for each of ``--seeds`` seeds, and is measured as
+``fidelity_runs`` describes. ``fidelity_claims`` turns the runs into the claims table: effects paired by seed, 95 %
+intervals, and the verdict rule stated in its docstring.
 
 The step count. ``benchmarks/learning_curve.py`` trained SimCLR on ``shapes`` (batch 128) for 5000 steps and
 probed content along the way (``benchmarks/results/learning_curve_simclr_*.json``); ``DEFAULT_STEPS`` says what it
@@ -61,7 +61,8 @@ DEFAULT_STEPS = 3000
 #: the order runs are scheduled in (per seed): the claims' cheapest and most central configurations first
 ORDER = ("simclr", "simclr+interventional", "simclr-no-projector", "simclr+background_swap", "relic",
          "relic+background_swap", "icl_msr", "looc", "metaug", "relic+interventional", "icl_msr+interventional",
-         "simclr@rho0", "supervised", "simclr@32", "metaug@32", "simclr@256", "metaug@256")
+         "simclr@rho0", "supervised", "simclr@32", "metaug@32", "simclr@256", "metaug@256",
+         "simclr+interventional+augment")
 SUBSET = ("simclr", "simclr+interventional", "simclr-no-projector")  # claims C6 and C3
 QUICK = ("simclr", "simclr+interventional", "simclr-no-projector")
 assert set(ORDER) == set(CONFIGS)
@@ -147,7 +148,7 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
     print("\nper configuration (mean over finished seeds): content probe, spurious gap, BG-gap (points)")
     for label, row in config_table(runs).items():
         cells = "  ".join(f"{m} {100 * row[m]['mean']:5.1f}" for m in ("content", "spurious_gap", "bg_gap") if m in row)
-        print(f"  {label:24s} n={row.get('content', {}).get('n', 0)}  {cells}")
+        print(f"  {label:30s} n={row.get('content', {}).get('n', 0)}  {cells}")
     name = "fidelity_quick" if args.quick else "fidelity"
     payload = {"steps": steps, "seeds": seeds, "budget": args.budget, "configs": labels,
                "finished_runs": done, "claims": table, "configs_table": config_table(runs), "runs": raw,

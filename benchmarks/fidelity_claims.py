@@ -191,6 +191,12 @@ CLAIMS: list[Claim] = [
              "simclr on interventional views − simclr"),
         Part("the spurious gap falls", "spurious_gap", -1, paired("spurious_gap", "simclr+interventional"),
              "simclr on interventional views − simclr"),
+        Part("interventional views + pixel augmentation: content", "content", +1,
+             paired("content", "simclr+interventional+augment"),
+             "simclr on interventional views with the pixel augmentation too − simclr", counted=False),
+        Part("… against background swaps: content", "content", +1,
+             paired("content", "simclr+interventional+augment", "simclr+background_swap"),
+             "simclr on augmented interventional views − simclr+background_swap", counted=False),
     ], needs=["simclr", "simclr+interventional"]),
     Claim("C7", "A method that needs no SCM closes at least half of the content gap between SimCLR and SimCLR on "
                 "true interventional views (rho 0.9, equal steps)", [

@@ -77,6 +77,10 @@ SIMCLR = {"method.name": "simclr"}
 CONFIGS: dict[str, Spec] = {
     "simclr": Spec(SIMCLR, fg_twin=True, claims=("C1", "C2", "C3", "C5", "C6", "C7")),
     "simclr+interventional": Spec({**SIMCLR, "augment.views": "interventional"}, claims=("C6", "C7")),
+    "simclr+interventional+augment": Spec(
+        {**SIMCLR, "augment.views": "interventional", "augment.augment_counterfactuals": True},
+        note="context for C6/C7: the interventional views with the pixel augmentation too (the default "
+             "interventional views have none, while background swaps come on top of it)", claims=("C6",)),
     "simclr-no-projector": Spec({"method.name": "directclr", "method.d0": 128, "method.temperature": 0.5},
                                 note="DirectCLR with d0 = the whole 128-d representation and SimCLR's τ: SimCLR's "
                                      "InfoNCE on the backbone features, no projector", claims=("C3",)),

@@ -116,3 +116,21 @@ def test_learning_curve_quick_resumes(tmp_path, monkeypatch, capsys):
     assert "resuming at step 12" in capsys.readouterr().out
     assert curve.plateau_step([{"step": 0, "content_probe": 0.1}, {"step": 5, "content_probe": 0.5},
                                {"step": 9, "content_probe": 0.51}], 0.02) == 5
+
+
+def test_every_configuration_builds_and_every_claim_reads_known_configurations():
+    runs_module = load("fidelity_runs")
+    from causalcl.build import build_method
+
+    for label, spec in runs_module.CONFIGS.items():
+        config = runs_module.make_config(label, 0, 10)
+        for key, value in spec.settings.items():
+            section, _, name = key.partition(".")
+            got = getattr(config, section)
+            for part in name.split("."):
+                got = got[part] if isinstance(got, dict) else getattr(got, part)
+            assert got == value, (label, key)
+        if not spec.supervised:
+            build_method(config)
+    for claim in claims.CLAIMS:
+        assert set(claim.needs) <= set(runs_module.CONFIGS), claim.key
