@@ -14,7 +14,15 @@ standardised encoder output:
   e.g. 250 clips and 128 features — least squares over-fits and its held-out R^2 goes far below 0 for
   every latent, trained and random encoder alike; the penalty removes that artefact);
 * categorical latent (e.g. the object class) -> accuracy of a multinomial ``LogisticRegression``, reported
-  beside the chance level = the largest class share among the scored samples.
+  beside the chance level = the largest class share among the scored samples;
+* circular latent (an angle, a hue: ``circular={name: period}``) -> the same regression of its point on the
+  unit circle, u = (cos 2πz/P, sin 2πz/P), both coordinates at once, scored by the R^2 of that 2-D target,
+  R^2 = 1 - sum_i ||u_i - û_i||^2 / sum_i ||u_i - mean u||^2 (ours: a linear read-out of the raw value z
+  cannot follow the wrap-around — a hue of 0.99 is next to 0.01 — so it scores an encoder that keeps the
+  latent perfectly well below 1: LooC on ``shapes`` after 3000 steps reads fg_hue / bg_hue with raw R^2 0.63
+  / 0.62 and circular R^2 0.87 / 0.92). A latent with a symmetry (a square's rotation repeats every quarter
+  turn) is identifiable only up to it: its circular R^2 stays below 1 for any encoder unless the period given
+  is the symmetry's.
 
 Protocol here: the samples are split once, seeded, into a fit part and a scored part (``test_fraction`` = 0.5
 by default), or the caller passes a separate ``test_features`` / ``test_latents``. Features and continuous
@@ -117,6 +125,43 @@ def _regressor(kind: str) -> Any:
     return GridSearchCV(KernelRidge(kernel="rbf"), KERNEL_GRID, cv=3)
 
 
+def _check_periods(circular: Mapping[str, float] | None, lat: Mapping[str, np.ndarray], cat: set[str],
+                   max_levels: int) -> dict[str, float]:
+    if circular is None:
+        return {}
+    if not isinstance(circular, Mapping):
+        raise ValueError(f"circular: expected a dict latent name -> period, got {type(circular).__name__}")
+    periods = {}
+    for name, period in circular.items():
+        if name not in lat:
+            raise ValueError(f"circular: unknown latent name {name!r}; latents are {sorted(lat)}")
+        if name in cat or _is_categorical(lat[name], max_levels):
+            raise ValueError(f"circular: {name!r} is categorical; only continuous latents can be circular")
+        if isinstance(period, bool) or not isinstance(period, int | float) or not (0 < period < float("inf")):
+            raise ValueError(f"circular: the period of {name!r} must be a positive number, got {period!r}")
+        periods[name] = float(period)
+    return periods
+
+
+def _circular_r2(kind: str, x_fit: np.ndarray, z_fit: np.ndarray, x_test: np.ndarray, z_test: np.ndarray,
+                 period: float) -> float:
+    """R² of the read-out of (cos 2πz/P, sin 2πz/P), both coordinates regressed (each standardised on the fit
+    part) and scored together on the unit-circle scale (module docstring); NaN when the scored points do not
+    vary."""
+    def circle(z: np.ndarray) -> np.ndarray:
+        angle = 2.0 * np.pi * z / period
+        return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+    u_fit, u_test = circle(z_fit), circle(z_test)
+    mu, sd = u_fit.mean(0), u_fit.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    model = _regressor(kind)
+    model.fit(x_fit, (u_fit - mu) / sd)
+    pred = model.predict(x_test) * sd + mu
+    total = float(((u_test - u_test.mean(0)) ** 2).sum())
+    return float("nan") if total == 0 else 1.0 - float(((u_test - pred) ** 2).sum()) / total
+
+
 def _accuracy_probe(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
     classes = np.unique(y_fit)
     if classes.size < 2:
@@ -140,6 +185,7 @@ def latent_r2(
     test_latents: Any = None,
     test_fraction: float = 0.5,
     max_levels: int = 20,
+    circular: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Score how well each latent can be predicted from ``features`` (module docstring for the protocol).
@@ -157,6 +203,8 @@ def latent_r2(
             2048 for kernel.
         test_features, test_latents: a separate scored set; then all of ``features`` is the fit part.
         test_fraction: share of the samples scored when no test set is given (seeded split).
+        circular: optional name -> period (> 0) of the continuous latents that wrap around (an angle: 2π, a
+            hue: 1); each is read out as its point on the unit circle (module docstring).
         seed: seeds the split and the subsampling.
 
     Returns:
@@ -180,6 +228,7 @@ def latent_r2(
     bad = {k: v for k, v in role_map.items() if k not in lat or v not in _ROLES}
     if bad:
         raise ValueError(f"roles: expected latent names {sorted(lat)} mapped to 'content' or 'style', got {bad}")
+    periods = _check_periods(circular, lat, cat, max_levels)
     if n_fit is None:
         n_fit = _KERNEL_DEFAULT_N_FIT if kind == "kernel" else None
     else:
@@ -224,6 +273,8 @@ def latent_r2(
         y_test = y_test.astype(np.float64)
         if y_fit.std() == 0 or y_test.size < 2:
             score = float("nan")
+        elif name in periods:
+            score = _circular_r2(kind, x_fit, y_fit, x_test, y_test, periods[name])
         else:
             mu, sd = y_fit.mean(), y_fit.std()
             model = _regressor(kind)

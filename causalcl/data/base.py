@@ -179,6 +179,9 @@ class SCMImageDataset(TensorImageDataset, metaclass=ABCMeta):
 
     name: str = "scm"
     label_var: str = "cls"
+    #: the latents that wrap around, name -> period (an angle: 2π, a hue: 1): the identifiability read-out
+    #: regresses their point on the unit circle instead of the raw value
+    latent_periods: dict[str, float] = {}
     split_codes = {"train": 0, "probe": 1, "test": 2}
     render_batch: int = 512
 

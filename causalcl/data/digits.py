@@ -141,6 +141,8 @@ class DigitsDataset(SCMImageDataset):
     latent_roles = {"cls": "content", "glyph": "content", "pos_x": "content", "pos_y": "content",
                     "fg_hue": "style", "bg_hue": "style", "brightness": "style", "bg_source": "style",
                     "crop_x": "style", "crop_y": "style"}
+    #: the latents that wrap around (hues; angles), name -> period
+    latent_periods = {"fg_hue": 1.0, "bg_hue": 1.0}
 
     def __init__(
         self,

@@ -152,6 +152,8 @@ class ShapesDataset(SCMImageDataset):
     latent_roles = {"cls": "content", "scale": "content", "rotation": "content", "pos_x": "content",
                     "pos_y": "content", "fg_hue": "style", "bg_hue": "style", "brightness": "style",
                     "bg_texture": "style"}
+    #: the latents that wrap around (hues; angles), name -> period
+    latent_periods = {"rotation": 2 * math.pi, "fg_hue": 1.0, "bg_hue": 1.0}
 
     def __init__(
         self,

@@ -5,7 +5,10 @@ latents, logistic-regression accuracy for categorical ones — for the trained a
 encoder. The regression is least squares (the paper's) when the fit half of the test split has at least
 ``MIN_ROWS_PER_FEATURE`` samples per feature, else ridge with its penalty chosen by leave-one-out error
 (``kind="auto"``; clips: 250 fit samples for 128 features, where least squares scored R² far below 0 for
-every latent of trained and random encoders alike). Contrastive learning with style augmentations should
+every latent of trained and random encoders alike). Latents that wrap around (hues, angles: the dataset's
+``latent_periods``) are read out as their point on the unit circle (``evaluations.identifiability``); a raw
+hue regression scores an encoder that keeps the hue well below 1 (LooC on ``shapes``, 3000 steps: raw R² of
+fg_hue / bg_hue 0.63 / 0.62, circular 0.87 / 0.92). Contrastive learning with style augmentations should
 keep content and drop style. The samples are images, clips (``moving_shapes``: class and motion are content;
 speed, colours and background are style) or graph nodes (``scm_graph``: community = content, the feature
 signal = style).
@@ -31,8 +34,9 @@ MIN_ROWS_PER_FEATURE = 5
 NOTE = (
     "How well each latent factor of the SCM can be read out of the frozen test features: R² of a linear "
     "regression (ridge, its penalty chosen by leave-one-out error, when there are fewer than 5 fit samples per "
-    "feature) for continuous latents, accuracy of a logistic regression for categorical ones (chance = largest "
-    "class share), fit on half of the test split and scored on the other half. Content latents should be "
+    "feature) for continuous latents (hues and angles: of their point on the unit circle, so that the wrap-around "
+    "counts as near), accuracy of a logistic regression for categorical ones (chance = largest class share), fit "
+    "on half of the test split and scored on the other half. Content latents should be "
     "recoverable; style latents (hues, brightness, background) should not, if the encoder is invariant to "
     "style. Compare with the random encoder's row.")
 
@@ -47,15 +51,18 @@ def regression_kind(n_samples: int, n_features: int, kind: str = "auto") -> str:
     return "linear" if fit_rows >= MIN_ROWS_PER_FEATURE * n_features else "ridge"
 
 
-def run_identifiability(ctx: Context, kind: str = "auto") -> dict[str, Any]:
+def run_identifiability(ctx: Context, kind: str = "auto", circular: bool = True) -> dict[str, Any]:
+    """The read-out of every latent of the test split from the trained and the random encoder. ``circular``:
+    the latents of the dataset's ``latent_periods`` as points on the unit circle (False: their raw values)."""
     test = ctx.splits.test
     latents = {name: values.numpy() for name, values in ctx.splits.latents("test").items()}  # per node on graphs
     roles = getattr(test, "latent_roles", None)
     features = {which: ctx.features(which)["test"].x for which in ("trained", "random")}
     kind = regression_kind(*features["trained"].shape, kind)
-    tables = {which: identifiability.latent_r2(x, latents, kind=kind, roles=roles, seed=ctx.seed)
+    periods = {k: p for k, p in getattr(test, "latent_periods", {}).items() if k in latents} if circular else {}
+    tables = {which: identifiability.latent_r2(x, latents, kind=kind, roles=roles, circular=periods, seed=ctx.seed)
               for which, x in features.items()}
-    values: dict[str, Any] = {"kind": kind}
+    values: dict[str, Any] = {"kind": kind, "circular": sorted(periods)}
     for which, df in tables.items():
         values[which] = {row.latent: _score(row) for row in df.itertuples()}
     ctx.report.add("identifiability", values, note=NOTE, show=False)  # shown as one latent × encoder table
@@ -91,6 +98,8 @@ def table_html(values: dict[str, Any]) -> str:
         r = random.get(name, {}).get("score")
         chance = _cell(t.get("chance"), metric) if metric == "accuracy" else "0.000"
         kind = "accuracy" if metric == "accuracy" else ("R² (ridge)" if values.get("kind") == "ridge" else "R²")
+        if name in values.get("circular", ()):
+            kind += ", on the circle"
         body.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(t.get('role')))}</td><td>{kind}</td>"
                     f"<td class='num'>{_cell(t['score'], metric)}</td><td class='num'>{_cell(r, metric)}</td>"
                     f"<td class='num'>{chance}</td></tr>")

@@ -52,3 +52,26 @@ def test_table_names_the_ridge_read_out():
     values = {"kind": "ridge", "trained": {"speed": {"score": 0.1, "metric": "r2", "role": "style"}},
               "random": {"speed": {"score": -0.01, "metric": "r2"}}}
     assert "<td>R² (ridge)</td><td class='num'>0.100</td><td class='num'>-0.010</td>" in table_html(values)
+
+
+def test_table_marks_the_latents_read_on_the_circle():
+    values = {"kind": "linear", "circular": ["fg_hue"],
+              "trained": {"fg_hue": {"score": 0.9, "metric": "r2", "role": "style"},
+                          "scale": {"score": 0.5, "metric": "r2", "role": "content"}},
+              "random": {}}
+    page = table_html(values)
+    assert "<td>fg_hue</td><td>style</td><td>R², on the circle</td>" in page
+    assert "<td>scale</td><td>content</td><td>R²</td>" in page
+
+
+def test_every_scm_dataset_names_periods_of_its_own_continuous_latents():
+    import math
+
+    from causalcl.data.digits import DigitsDataset
+    from causalcl.data.moving_shapes import MovingShapesDataset
+    from causalcl.data.shapes import ShapesDataset
+
+    for cls in (ShapesDataset, DigitsDataset, MovingShapesDataset):
+        assert set(cls.latent_periods) <= set(cls.latent_roles), cls.__name__
+        assert {"fg_hue", "bg_hue"} <= set(cls.latent_periods)
+        assert all(p in (1.0, 2 * math.pi) for p in cls.latent_periods.values())
