@@ -48,10 +48,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).parent))
 import fidelity_claims as claims  # noqa: E402
 from _timing import RESULTS  # noqa: E402
-from fidelity_runs import CONFIGS, fingerprint, make_config, run_item  # noqa: E402
+from fidelity_runs import CONFIGS, LATE_METRICS, fill_late_metrics, fingerprint, make_config, run_item  # noqa: E402
 
 #: steps per run (see the module docstring): SimCLR's content probe on ``shapes`` in one 5000-step run was 17.4 %
 #: at step 0, 27.4 (250), 32.4 (500), 38.6 (1000), 40.0 (1500), 44.0 (2000), 47.4 (3000), 49.1 (4000); on
@@ -125,7 +127,7 @@ def load_runs(results_dir: Path, labels: list[str], seeds: list[int], steps: dic
 def config_table(runs: claims.Runs) -> dict[str, dict[str, dict[str, float]]]:
     """Mean and sd over seeds of the main metrics of every configuration."""
     metrics = ("content", "spurious_gap", "bg_gap", "only_fg", "mixed_rand", "mce", "rendition_error", "rankme",
-               "n_sv", "looc_readout", "fg_gap")
+               "n_sv", "looc_readout", "looc_readout_circular", "fg_gap")
     table = {}
     for label, by_seed in runs.items():
         row = {}
@@ -162,6 +164,22 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
     print(f"\nwrote {out} and {args.summary_dir / f'{name}.png'} (runs: {payload['total_run_wall_s'] / 3600:.2f} h "
           f"wall, {payload['total_run_cpu_s'] / 3600:.2f} h CPU)")
     return 0
+
+
+def fill_finished(args: argparse.Namespace, labels: list[str], seeds: list[int], steps: dict[str, int]) -> None:
+    """Give every finished run the metrics added after it ran (``fidelity_runs.LATE_METRICS``), measured on its
+    final checkpoint in ``--run-dir``; a run without one (supervised, a deleted folder) is listed and left so."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for seed in seeds:
+        for label in [c for c in ORDER if c in labels]:
+            if finished(args.results_dir, label, seed, steps[label], args.quick) is None:
+                continue
+            what = fill_late_metrics(label, seed, steps[label], args.run_dir / safe(label) / f"seed{seed}",
+                                     result_path(args.results_dir, label, seed), device=args.device, quick=args.quick)
+            if what != "present":
+                print(f"[fidelity] {label} seed {seed}: {', '.join(LATE_METRICS)} "
+                      + ("measured on its final checkpoint" if what == "filled" else f"missing ({what})"), flush=True)
 
 
 def _job(label: str, seed: int, steps: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -224,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             and finished(args.results_dir, label, seed, steps[label], args.quick) is None]
     print(f"[fidelity] {len(labels) * len(seeds) - len(todo)} finished run(s) reused, {len(todo)} to train "
           f"({args.workers} worker(s) × {args.threads} thread(s), {args.budget} budget)", flush=True)
+    if not args.report_only:
+        fill_finished(args, labels, seeds, steps)
     if todo and not args.report_only:
         failures = 0
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:

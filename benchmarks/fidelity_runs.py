@@ -15,9 +15,14 @@ then is diagnosed on the frozen backbone:
     ``robustness_images`` test images (``run_robustness``);
   * ``rankme`` and ``n_sv`` — the number of eigenvalues of the covariance of the L2-normalised test features
     above 1e-3 of the largest (DirectCLR's spectrum; ``evaluations.spectrum.singular_spectrum``);
-  * the linear read-out of every SCM latent (``run_identifiability``), and ``looc_readout``: the mean R² of the
-    latents LooC's default augmentations change — rotation (a content latent of ``shapes``) and the colour
-    latents fg_hue, bg_hue, brightness;
+  * the linear read-out of every SCM latent (``run_identifiability`` on the raw latent values), and
+    ``looc_readout``: the mean R² of the latents LooC's default augmentations change — rotation (a content
+    latent of ``shapes``) and the colour latents fg_hue, bg_hue, brightness; ``looc_readout_circular`` (and
+    ``readout_circular_<latent>``): the same with the latents that wrap around (rotation, the hues) read out as
+    their point on the unit circle (``evaluations.identifiability``, ``circular=``) — the raw read-out cannot
+    follow a hue of 0.99 to 0.01 and scores an encoder that keeps the hue below 1. It was added after the study
+    began (``LATE_METRICS``): a finished run without it gets it from its final checkpoint
+    (``fill_late_metrics``, the same features, split and regression as a fresh run's), not by retraining;
   * with ``fg_twin`` (SimCLR, ICL-MSR): the ICL-MSR 2×2 protocol — a twin encoder trained with the same config,
     seed and steps on the foreground-only images (mask × image) of the same training split
     (``causalcl.pretrain.make_pretrain_fn``, checkpointed every 250 steps in the run folder's ``fg_twin``, so an
@@ -45,19 +50,22 @@ from torch import nn
 from causalcl.build import build_augment, build_method, build_random_encoder, build_view_fn, load_split
 from causalcl.diagnostics import Context, Splits
 from causalcl.diagnostics.foreground import run_fgbg
-from causalcl.diagnostics.identifiability import run_identifiability
+from causalcl.diagnostics.identifiability import regression_kind, run_identifiability
 from causalcl.diagnostics.probes import linear_protocol
 from causalcl.diagnostics.robustness import run_robustness
 from causalcl.diagnostics.variant_images import split_arrays
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
+from causalcl.train.checkpoint import load_checkpoint
 from causalcl.train.optim import build_optimizer
 from causalcl.train.schedule import WarmupCosine
-from evaluations import foreground, spectrum
+from evaluations import foreground, identifiability, spectrum
 from evaluations.report import Report
 
 #: latents LooC's default augmentations (colour, rotation) change, read out for claim C5
 LOOC_LATENTS = ("rotation", "fg_hue", "bg_hue", "brightness")
+#: metrics added after the study began; a finished run without them gets them from its final checkpoint
+LATE_METRICS = ("looc_readout_circular",)
 #: the eigenvalue threshold of ``n_sv``, relative to the largest (claim C3)
 SV_THRESHOLD = 1e-3
 
@@ -210,7 +218,8 @@ def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robus
                                                   confounded=ctx.confounded_probe()))
     fg = timed("fgbg", lambda: run_fgbg(ctx)["foreground"])
     rob = timed("robustness", lambda: run_robustness(ctx)["robustness"])
-    ident = timed("identifiability", lambda: run_identifiability(ctx)["identifiability"])
+    ident = timed("identifiability", lambda: run_identifiability(ctx, circular=False)["identifiability"])
+    circular = timed("identifiability_circular", lambda: circular_readout(ctx))
     z = ctx.features()["test"].x
     eig = spectrum.singular_spectrum(z)  # of the covariance: eigenvalues, descending
     readout = {k: v["score"] for k, v in ident.get("trained", {}).items()}
@@ -226,8 +235,59 @@ def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robus
         "rankme": spectrum.rankme(z), "n_sv": int((eig > SV_THRESHOLD * eig.max()).sum()),
         "looc_readout": sum(readout.get(k, math.nan) for k in LOOC_LATENTS) / len(LOOC_LATENTS),
         **{f"readout_{k}": v for k, v in readout.items()},
+        **circular,
         "eval_seconds": seconds,
     }
+
+
+def circular_readout(ctx: Context) -> dict[str, float]:
+    """``readout_circular_<latent>`` for the ``LOOC_LATENTS`` and their mean ``looc_readout_circular``: R² with the
+    test split's ``latent_periods`` read out on the unit circle (the others, brightness, as raw values) — the
+    features, the fit/score split (seeded by ``ctx.seed``) and the regression of ``run_identifiability``."""
+    latents = {k: v.numpy() for k, v in ctx.splits.latents("test").items() if k in LOOC_LATENTS}
+    periods = {k: p for k, p in getattr(ctx.splits.test, "latent_periods", {}).items() if k in latents}
+    x = ctx.features()["test"].x
+    table = identifiability.latent_r2(x, latents, kind=regression_kind(*x.shape), circular=periods, seed=ctx.seed)
+    scores = {row.latent: float(row.score) for row in table.itertuples()}
+    return {**{f"readout_circular_{k}": scores.get(k, math.nan) for k in LOOC_LATENTS},
+            "looc_readout_circular": sum(scores.get(k, math.nan) for k in LOOC_LATENTS) / len(LOOC_LATENTS)}
+
+
+def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
+                      quick: bool = False) -> str:
+    """Add ``LATE_METRICS`` to the finished run at ``result_path`` from the final checkpoint in ``run_dir`` (the
+    trained encoder, not retrained). Returns what happened: ``"present"``, ``"filled"``, or why not
+    (``"no checkpoint"``: supervised runs keep none; ``"checkpoint at step k"``: not the finished run's)."""
+    result = json.loads(result_path.read_text())
+    if all(k in result["metrics"] for k in LATE_METRICS):
+        return "present"
+    ckpt = run_dir / "checkpoint.pt"
+    if CONFIGS[label].supervised or not ckpt.is_file():
+        return "no checkpoint"
+    state = load_checkpoint(ckpt)
+    if int(state["step"]) != steps:
+        return f"checkpoint at step {int(state['step'])}"
+    config = make_config(label, seed, steps, device=device, quick=quick)
+    method = build_method(config)
+    method.load_state_dict(state["model"])
+    splits = _splits(config)
+    ctx = Context(method.encoder.eval().to(device), build_random_encoder(config, seed + 1).to(device), splits,
+                  build_augment(config, int(splits.train.images.shape[-1])), Report(run_dir / "late", title="late"),
+                  device=device, seed=seed)
+    start = time.perf_counter()
+    metrics = circular_readout(ctx)
+    result["metrics"].update(metrics)
+    result["metrics"]["eval_seconds"]["identifiability_circular"] = round(time.perf_counter() - start, 1)
+    result["late_metrics"] = {"keys": sorted(metrics), "from": "the final checkpoint", "commit": _commit()}
+    _write_json(result_path, result)
+    return "filled"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    tmp.replace(path)
 
 
 def _commit() -> str | None:
@@ -265,8 +325,5 @@ def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
               "metrics": metrics, "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),
               "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
               "threads": torch.get_num_threads()}
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = result_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=float))
-    tmp.replace(result_path)
+    _write_json(result_path, result)
     return result

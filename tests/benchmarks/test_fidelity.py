@@ -94,9 +94,22 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
                 "n_sv", "looc_readout", "fg_gap"):
         assert isinstance(result["metrics"][key], int | float), key
     assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["steps"] == 6
+    assert result["metrics"]["looc_readout_circular"] == pytest.approx(
+        sum(result["metrics"][f"readout_circular_{k}"] for k in ("rotation", "fg_hue", "bg_hue", "brightness")) / 4)
+    assert result["metrics"]["readout_circular_brightness"] == pytest.approx(result["metrics"]["readout_brightness"])
+    # a run measured before a late metric existed gets it from its final checkpoint, equal to a fresh measurement
+    path = tmp_path / "res" / "simclr" / "seed0.json"
+    late = {k: result["metrics"].pop(k) for k in list(result["metrics"]) if "circular" in k}
+    path.write_text(json.dumps(result))
     capsys.readouterr()
     assert fidelity.main(argv) == 0  # nothing is trained again
-    assert "4 finished run(s) reused, 0 to train" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 finished run(s) reused, 0 to train" in out
+    assert "simclr seed 0: looc_readout_circular measured on its final checkpoint" in out
+    filled = json.loads(path.read_text())
+    assert filled["late_metrics"]["keys"] == sorted(late)
+    for key, value in late.items():
+        assert filled["metrics"][key] == pytest.approx(value, abs=1e-9), key
 
 
 def test_bad_arguments(capsys):
