@@ -27,7 +27,7 @@ workers keep running. Stop the process group instead: ``kill -STOP -- -$(ps -o p
 ``kill -CONT -- -…`` to go on (``<pid>``: this script's process).
 
     python benchmarks/fidelity.py                          # the full study (hours on 2 cores), resumable
-    python benchmarks/fidelity.py --subset                 # C6 and C3 only (3 configurations × 3 seeds)
+    python benchmarks/fidelity.py --subset                 # C6 and C3 only (3 configurations × 3 seeds, no twins)
     python benchmarks/fidelity.py --report-only            # the table from the finished runs
     python benchmarks/fidelity.py --quick --results-dir /tmp/f --run-dir /tmp/r   # smoke test (≈ 1 min)
 """
@@ -53,7 +53,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import fidelity_claims as claims  # noqa: E402
 from _timing import RESULTS  # noqa: E402
-from fidelity_runs import CONFIGS, LATE_METRICS, fill_late_metrics, fingerprint, make_config, run_item  # noqa: E402
+from fidelity_runs import (  # noqa: E402
+    CONFIGS,
+    LATE_METRICS,
+    fill_late_metrics,
+    fingerprint,
+    make_config,
+    needs_twin,
+    run_item,
+    run_twin,
+)
 
 #: steps per run (see the module docstring): SimCLR's content probe on ``shapes`` in one 5000-step run was 17.4 %
 #: at step 0, 27.4 (250), 32.4 (500), 38.6 (1000), 40.0 (1500), 44.0 (2000), 47.4 (3000), 49.1 (4000); on
@@ -119,8 +128,9 @@ def load_runs(results_dir: Path, labels: list[str], seeds: list[int], steps: dic
             result = finished(results_dir, label, seed, steps[label], quick)
             if result is not None:
                 runs.setdefault(label, {})[seed] = result["metrics"]
-                raw.setdefault(label, {})[seed] = {k: result[k] for k in ("wall_s", "cpu_s", "train_wall_s",
-                                                                           "train_cpu_s", "steps", "threads")}
+                raw.setdefault(label, {})[seed] = {
+                    **{k: result[k] for k in ("wall_s", "cpu_s", "train_wall_s", "train_cpu_s", "steps", "threads")},
+                    **{k: result.get(k, 0.0) for k in ("twin_wall_s", "twin_cpu_s")}}  # a twin of its own job
     return runs, raw
 
 
@@ -152,11 +162,12 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
         cells = "  ".join(f"{m} {100 * row[m]['mean']:5.1f}" for m in ("content", "spurious_gap", "bg_gap") if m in row)
         print(f"  {label:30s} n={row.get('content', {}).get('n', 0)}  {cells}")
     name = "fidelity_quick" if args.quick else "fidelity"
+    every = [r for v in raw.values() for r in v.values()]
     payload = {"steps": steps, "seeds": seeds, "budget": args.budget, "configs": labels,
                "finished_runs": done, "claims": table, "configs_table": config_table(runs), "runs": raw,
                "this_invocation": {"wall_s": round(time.perf_counter() - started, 1), **timings},
-               "total_run_wall_s": round(sum(r["wall_s"] for v in raw.values() for r in v.values()), 1),
-               "total_run_cpu_s": round(sum(r["cpu_s"] for v in raw.values() for r in v.values()), 1)}
+               "total_run_wall_s": round(sum(r["wall_s"] + r["twin_wall_s"] for r in every), 1),
+               "total_run_cpu_s": round(sum(r["cpu_s"] + r["twin_cpu_s"] for r in every), 1)}
     out = args.summary_dir / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=1, default=float))
@@ -182,9 +193,12 @@ def fill_finished(args: argparse.Namespace, labels: list[str], seeds: list[int],
                       + ("measured on its final checkpoint" if what == "filled" else f"missing ({what})"), flush=True)
 
 
-def _job(label: str, seed: int, steps: int, args: argparse.Namespace) -> dict[str, Any]:
+def _job(kind: str, label: str, seed: int, steps: int, args: argparse.Namespace) -> dict[str, Any]:
     os.environ["TQDM_DISABLE"] = "1"  # a worker's progress bars would interleave with the others'; start/done lines
     run_dir = args.run_dir / safe(label) / f"seed{seed}"
+    if kind == "twin":
+        return run_twin(label, seed, steps, run_dir, result_path(args.results_dir, label, seed), device=args.device,
+                        threads=args.threads, quick=args.quick)
     if not args.resume and run_dir.exists():  # a partial run without --resume starts again
         shutil.rmtree(run_dir)
     return run_item(label, seed, steps, run_dir, result_path(args.results_dir, label, seed), device=args.device,
@@ -195,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default=",".join(ORDER), help=f"comma list from {list(ORDER)}")
-    parser.add_argument("--subset", action="store_true", help=f"claims C6 and C3 only: {list(SUBSET)}")
+    parser.add_argument("--subset", action="store_true",
+                        help=f"claims C6 and C3 only: {list(SUBSET)}, without the 2×2 protocol's foreground twins "
+                             "(C1; a later full study adds them to the same runs)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run (--budget steps)")
     parser.add_argument("--budget", choices=["steps", "time"], default="steps",
@@ -238,34 +254,53 @@ def main(argv: list[str] | None = None) -> int:
             seconds = step_seconds(label, args.quick)
             steps[label] = max(10, int(args.time_s / seconds))
             print(f"[fidelity] {label}: {seconds * 1e3:.0f} ms/step → {steps[label]} steps", flush=True)
-    todo = [(label, seed) for seed in seeds for label in ORDER if label in labels
-            and finished(args.results_dir, label, seed, steps[label], args.quick) is None]
-    print(f"[fidelity] {len(labels) * len(seeds) - len(todo)} finished run(s) reused, {len(todo)} to train "
-          f"({args.workers} worker(s) × {args.threads} thread(s), {args.budget} budget)", flush=True)
+    ordered = [(label, seed) for seed in seeds for label in ORDER if label in labels]
+    results = {item: finished(args.results_dir, *item, steps[item[0]], args.quick) for item in ordered}
+    todo = [("run", *item) for item, r in results.items() if r is None]
+    twins = not args.subset  # the 2×2 protocol's twins answer C1 only
+    todo += [("twin", *item) for item, r in results.items() if twins and r is not None and needs_twin(item[0], r)]
+    print(f"[fidelity] {len(ordered) - sum(k == 'run' for k, *_ in todo)} finished run(s) reused, "
+          f"{sum(k == 'run' for k, *_ in todo)} to train, {sum(k == 'twin' for k, *_ in todo)} foreground twin(s) "
+          f"to add ({args.workers} worker(s) × {args.threads} thread(s), {args.budget} budget)", flush=True)
     if not args.report_only:
         fill_finished(args, labels, seeds, steps)
     if todo and not args.report_only:
-        failures = 0
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-            pending: dict[Future, tuple[str, int]] = {}
-            queue = list(todo)
-            while queue or pending:
-                while queue and len(pending) < args.workers:
-                    label, seed = queue.pop(0)
-                    print(f"[fidelity] start {label} seed {seed} ({steps[label]} steps)", flush=True)
-                    pending[pool.submit(_job, label, seed, steps[label], args)] = (label, seed)
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    label, seed = pending.pop(future)
-                    try:
-                        r = future.result()
-                        print(f"[fidelity] done {label} seed {seed}: content {100 * r['metrics']['content']:.1f}% "
-                              f"in {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)
-                    except Exception as exc:  # one failed run must not lose the others: reported, study goes on
-                        failures += 1
-                        print(f"[fidelity] FAILED {label} seed {seed}: {type(exc).__name__}: {exc}", flush=True)
-        timings["failed_runs"] = failures
+        timings["failed_runs"] = _train(todo, args, steps, twins)
     return summarise(args, labels, seeds, steps, started, timings)
+
+
+def _train(todo: list[tuple[str, str, int]], args: argparse.Namespace, steps: dict[str, int], twins: bool) -> int:
+    """Run the (kind, label, seed) items in ``--workers`` processes; a finished run that needs its 2×2 twin queues
+    it first. Returns the number of failed items (each reported; the others go on)."""
+    failures = 0
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        pending: dict[Future, tuple[str, str, int]] = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < args.workers:
+                kind, label, seed = queue.pop(0)
+                what = "foreground twin of " if kind == "twin" else ""
+                print(f"[fidelity] start {what}{label} seed {seed} ({steps[label]} steps)", flush=True)
+                pending[pool.submit(_job, kind, label, seed, steps[label], args)] = (kind, label, seed)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, label, seed = pending.pop(future)
+                try:
+                    r = future.result()
+                except Exception as exc:  # one failed run must not lose the others: reported, study goes on
+                    failures += 1
+                    print(f"[fidelity] FAILED {kind} {label} seed {seed}: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                if kind == "twin":
+                    print(f"[fidelity] done foreground twin of {label} seed {seed}: fg_gap "
+                          f"{100 * r['metrics']['fg_gap']:+.1f} points in {r['twin_wall_s']:.0f} s wall, "
+                          f"{r['twin_cpu_s']:.0f} s CPU", flush=True)
+                    continue
+                print(f"[fidelity] done {label} seed {seed}: content {100 * r['metrics']['content']:.1f}% "
+                      f"in {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)
+                if twins and needs_twin(label, r):
+                    queue.insert(0, ("twin", label, seed))
+    return failures
 
 
 if __name__ == "__main__":

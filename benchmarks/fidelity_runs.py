@@ -28,7 +28,9 @@ then is diagnosed on the frozen backbone:
     (``causalcl.pretrain.make_pretrain_fn``, checkpointed every 250 steps in the run folder's ``fg_twin``, so an
     interrupted study continues it), both encoders probed on full and foreground-only images
     (``evaluations.foreground.full_vs_foreground``); ``fg_gap`` = acc(fg-trained, fg test) − acc(full-trained,
-    fg test).
+    fg test). The twin is a job of its own (``run_twin``, after the run: it reads the run's final checkpoint and
+    adds ``fg_gap`` to the run's result), so a study that needs no C1 (``--subset``) skips it and a later full
+    study adds it to the same runs.
 
 ``supervised`` is no registered method: the backbone and a linear layer trained with cross-entropy on the
 (confounded) training labels, one augmented view per image, the same optimiser, schedule and steps.
@@ -253,25 +255,61 @@ def circular_readout(ctx: Context) -> dict[str, float]:
             "looc_readout_circular": sum(scores.get(k, math.nan) for k in LOOC_LATENTS) / len(LOOC_LATENTS)}
 
 
-def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
-                      quick: bool = False) -> str:
-    """Add ``LATE_METRICS`` to the finished run at ``result_path`` from the final checkpoint in ``run_dir`` (the
-    trained encoder, not retrained). Returns what happened: ``"present"``, ``"filled"``, or why not
-    (``"no checkpoint"``: supervised runs keep none; ``"checkpoint at step k"``: not the finished run's)."""
+def needs_twin(label: str, result: dict[str, Any]) -> bool:
+    """Whether a finished run of ``label`` still lacks its 2×2 protocol twin."""
+    return CONFIGS[label].fg_twin and "fg_gap" not in result["metrics"]
+
+
+def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
+             threads: int | None = None, quick: bool = False) -> dict[str, Any]:
+    """The 2×2 protocol of a finished run (module docstring): its encoder from the final checkpoint, the twin
+    trained (or continued from ``run_dir/fg_twin``), ``fg_gap`` and the 2×2 matrix added to ``result_path``."""
+    if threads:
+        torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter(), time.process_time()
     result = json.loads(result_path.read_text())
-    if all(k in result["metrics"] for k in LATE_METRICS):
-        return "present"
+    config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
+    matrix = fg_matrix(config, encoder, _splits(config), run_dir / "fg_twin")  # {"train: full": {"test: full": …}}
+    metrics = result["metrics"]
+    metrics["full_vs_foreground"] = matrix
+    metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
+    metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - wall, 1)
+    result.update(twin_wall_s=round(time.perf_counter() - wall, 1), twin_cpu_s=round(time.process_time() - cpu, 1),
+                  twin_commit=_commit())
+    _write_json(result_path, result)
+    return result
+
+
+def _final_encoder(label: str, seed: int, steps: int, run_dir: Path, device: str,
+                   quick: bool) -> tuple[Config, nn.Module]:
+    """The run's config and its trained encoder from the checkpoint of its last step (``ValueError`` when
+    ``run_dir`` has none: supervised runs keep none)."""
     ckpt = run_dir / "checkpoint.pt"
     if CONFIGS[label].supervised or not ckpt.is_file():
-        return "no checkpoint"
+        raise ValueError(f"run_dir: no checkpoint in {run_dir}")
     state = load_checkpoint(ckpt)
     if int(state["step"]) != steps:
-        return f"checkpoint at step {int(state['step'])}"
+        raise ValueError(f"run_dir: the checkpoint in {run_dir} is at step {int(state['step'])}, not {steps}")
     config = make_config(label, seed, steps, device=device, quick=quick)
     method = build_method(config)
     method.load_state_dict(state["model"])
+    return config, method.encoder.eval().to(device)
+
+
+def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
+                      quick: bool = False) -> str:
+    """Add ``LATE_METRICS`` to the finished run at ``result_path`` from the final checkpoint in ``run_dir`` (the
+    trained encoder, not retrained). Returns ``"present"``, ``"filled"``, or why not (no checkpoint, as for
+    supervised runs, or one of another step)."""
+    result = json.loads(result_path.read_text())
+    if all(k in result["metrics"] for k in LATE_METRICS):
+        return "present"
+    try:
+        config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
+    except ValueError as err:
+        return str(err).removeprefix("run_dir: ")
     splits = _splits(config)
-    ctx = Context(method.encoder.eval().to(device), build_random_encoder(config, seed + 1).to(device), splits,
+    ctx = Context(encoder, build_random_encoder(config, seed + 1).to(device), splits,
                   build_augment(config, int(splits.train.images.shape[-1])), Report(run_dir / "late", title="late"),
                   device=device, seed=seed)
     start = time.perf_counter()
@@ -314,12 +352,6 @@ def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
     splits = _splits(config)
     metrics = measure(config, encoder, splits, run_dir, robustness_images)
-    if spec.fg_twin:
-        start = time.perf_counter()
-        matrix = fg_matrix(config, encoder, splits, run_dir / "fg_twin")  # {"train: full": {"test: full": acc}, …}
-        metrics["full_vs_foreground"] = matrix
-        metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
-        metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - start, 1)
     result = {"label": label, "seed": seed, "steps": steps, "config": fingerprint(label, seed, steps, quick),
               "full_config": config.to_dict(), "commit": _commit(), **info,
               "metrics": metrics, "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),

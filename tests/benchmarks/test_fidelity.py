@@ -86,6 +86,8 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
             str(tmp_path / "sum"), "--run-dir", str(tmp_path / "runs"),
             "--configs", "simclr,simclr+interventional"]
     assert fidelity.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "start foreground twin of simclr seed 0" in first and "done foreground twin of simclr seed 1" in first
     summary = json.loads((tmp_path / "sum" / "fidelity_quick.json").read_text())
     assert summary["finished_runs"] == 4  # 2 configurations, 2 seeds
     assert (tmp_path / "sum" / "fidelity_quick.png").is_file()
@@ -97,19 +99,29 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
     assert result["metrics"]["looc_readout_circular"] == pytest.approx(
         sum(result["metrics"][f"readout_circular_{k}"] for k in ("rotation", "fg_hue", "bg_hue", "brightness")) / 4)
     assert result["metrics"]["readout_circular_brightness"] == pytest.approx(result["metrics"]["readout_brightness"])
-    # a run measured before a late metric existed gets it from its final checkpoint, equal to a fresh measurement
+    assert result["twin_wall_s"] > 0 and set(result["metrics"]["full_vs_foreground"]) == {
+        "train: full", "train: foreground"}
+    # a run measured before a late metric existed gets it from its final checkpoint, equal to a fresh measurement;
+    # a run without its twin (a --subset study's) gets the twin added, equal to the one measured with the run
     path = tmp_path / "res" / "simclr" / "seed0.json"
     late = {k: result["metrics"].pop(k) for k in list(result["metrics"]) if "circular" in k}
+    twin = {k: result["metrics"].pop(k) for k in ("fg_gap", "full_vs_foreground")}
     path.write_text(json.dumps(result))
-    capsys.readouterr()
     assert fidelity.main(argv) == 0  # nothing is trained again
     out = capsys.readouterr().out
-    assert "4 finished run(s) reused, 0 to train" in out
+    assert "4 finished run(s) reused, 0 to train, 1 foreground twin(s) to add" in out
     assert "simclr seed 0: looc_readout_circular measured on its final checkpoint" in out
     filled = json.loads(path.read_text())
     assert filled["late_metrics"]["keys"] == sorted(late)
     for key, value in late.items():
         assert filled["metrics"][key] == pytest.approx(value, abs=1e-9), key
+    assert filled["metrics"]["fg_gap"] == pytest.approx(twin["fg_gap"], abs=1e-12)
+    assert filled["metrics"]["full_vs_foreground"] == twin["full_vs_foreground"]
+    # --subset (C6 and C3) leaves a missing twin missing
+    filled["metrics"].pop("fg_gap")
+    path.write_text(json.dumps(filled))
+    assert fidelity.main([*argv, "--subset", "--report-only"]) == 0
+    assert "to train, 0 foreground twin(s) to add" in capsys.readouterr().out
 
 
 def test_bad_arguments(capsys):
