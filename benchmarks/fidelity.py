@@ -60,6 +60,7 @@ from fidelity_runs import (  # noqa: E402
     fingerprint,
     make_config,
     needs_twin,
+    record_seconds_all_parts,
     run_item,
     run_twin,
 )
@@ -130,7 +131,9 @@ def load_runs(results_dir: Path, labels: list[str], seeds: list[int], steps: dic
                 runs.setdefault(label, {})[seed] = result["metrics"]
                 raw.setdefault(label, {})[seed] = {
                     **{k: result[k] for k in ("wall_s", "cpu_s", "train_wall_s", "train_cpu_s", "steps", "threads")},
-                    **{k: result.get(k, 0.0) for k in ("twin_wall_s", "twin_cpu_s")}}  # a twin of its own job
+                    **{k: result.get(k, 0.0) for k in ("twin_wall_s", "twin_cpu_s")},  # a twin of its own job
+                    **{k: result[k] for k in ("train_seconds_all_parts", "twin_train_seconds_all_parts")
+                       if k in result}}
     return runs, raw
 
 
@@ -167,13 +170,22 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
                "finished_runs": done, "claims": table, "configs_table": config_table(runs), "runs": raw,
                "this_invocation": {"wall_s": round(time.perf_counter() - started, 1), **timings},
                "total_run_wall_s": round(sum(r["wall_s"] + r["twin_wall_s"] for r in every), 1),
-               "total_run_cpu_s": round(sum(r["cpu_s"] + r["twin_cpu_s"] for r in every), 1)}
+               "total_run_cpu_s": round(sum(r["cpu_s"] + r["twin_cpu_s"] for r in every), 1),
+               # training seconds over every process that worked on a run (resumed runs included), and the runs
+               # whose checkpoints did not record them (trained before the Trainer kept the sum)
+               "total_train_s_all_parts": round(sum(r.get("train_seconds_all_parts", 0.0)
+                                                    + r.get("twin_train_seconds_all_parts", 0.0) for r in every), 1),
+               "runs_without_train_s_all_parts": sorted(f"{label} seed {seed}" for label, v in raw.items()
+                                                        for seed, r in v.items()
+                                                        if "train_seconds_all_parts" not in r)}
     out = args.summary_dir / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=1, default=float))
     claims.plot(table, args.summary_dir / f"{name}.png")
     print(f"\nwrote {out} and {args.summary_dir / f'{name}.png'} (runs: {payload['total_run_wall_s'] / 3600:.2f} h "
-          f"wall, {payload['total_run_cpu_s'] / 3600:.2f} h CPU)")
+          f"wall, {payload['total_run_cpu_s'] / 3600:.2f} h CPU in the processes that finished them; training over "
+          f"every resumed part {payload['total_train_s_all_parts'] / 3600:.2f} h, not recorded for "
+          f"{len(payload['runs_without_train_s_all_parts'])} run(s))")
     return 0
 
 
@@ -186,8 +198,9 @@ def fill_finished(args: argparse.Namespace, labels: list[str], seeds: list[int],
         for label in [c for c in ORDER if c in labels]:
             if finished(args.results_dir, label, seed, steps[label], args.quick) is None:
                 continue
-            what = fill_late_metrics(label, seed, steps[label], args.run_dir / safe(label) / f"seed{seed}",
-                                     result_path(args.results_dir, label, seed), device=args.device, quick=args.quick)
+            run_dir, path = args.run_dir / safe(label) / f"seed{seed}", result_path(args.results_dir, label, seed)
+            record_seconds_all_parts(label, run_dir, path)
+            what = fill_late_metrics(label, seed, steps[label], run_dir, path, device=args.device, quick=args.quick)
             if what != "present":
                 print(f"[fidelity] {label} seed {seed}: {', '.join(LATE_METRICS)} "
                       + ("measured on its final checkpoint" if what == "filled" else f"missing ({what})"), flush=True)

@@ -155,11 +155,13 @@ def train_ssl(config: Config, out: Path) -> tuple[nn.Module, dict[str, Any]]:
                       distributed=False)
     resume = (out / "checkpoint.pt").is_file()
     result = trainer.fit(resume=resume)
-    return trainer.method.encoder.eval(), {"steps": result.steps, "resumed_from_checkpoint": resume}
+    return trainer.method.encoder.eval(), {"steps": result.steps, "resumed_from_checkpoint": resume,
+                                           "train_seconds_all_parts": round(trainer.train_seconds(), 1)}
 
 
 def train_supervised(config: Config) -> tuple[nn.Module, dict[str, Any]]:
     """Backbone + linear layer, cross-entropy on the training labels, one augmented view, the SSL schedule."""
+    start = time.perf_counter()
     torch.manual_seed(config.train.seed)
     train_set = load_split(config, "train")
     augment = build_augment(config, int(train_set.images.shape[-1]))
@@ -179,7 +181,8 @@ def train_supervised(config: Config) -> tuple[nn.Module, dict[str, Any]]:
         loss.backward()
         optimizer.step()
         scheduler.step()
-    return backbone.eval(), {"steps": config.train.steps, "final_loss": float(loss.detach())}
+    return backbone.eval(), {"steps": config.train.steps, "final_loss": float(loss.detach()),
+                             "train_seconds_all_parts": round(time.perf_counter() - start, 1)}  # one part: no resume
 
 
 def _fg_images(dataset: Any) -> torch.Tensor:
@@ -276,8 +279,37 @@ def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - wall, 1)
     result.update(twin_wall_s=round(time.perf_counter() - wall, 1), twin_cpu_s=round(time.process_time() - cpu, 1),
                   twin_commit=_commit())
+    result.update(_seconds_all_parts(run_dir, {"twin_train_seconds_all_parts": "fg_twin/encoder1"}))
     _write_json(result_path, result)
     return result
+
+
+#: a run's training seconds summed over every process that worked on it (``Trainer.train_seconds``, kept in its
+#: checkpoints): key in the result -> folder of the checkpoint under the run folder
+SECONDS_ALL_PARTS = {"train_seconds_all_parts": ".", "twin_train_seconds_all_parts": "fg_twin/encoder1"}
+
+
+def _seconds_all_parts(run_dir: Path, keys: dict[str, str]) -> dict[str, float]:
+    """The ``train_seconds`` of the final checkpoints in ``run_dir`` (those that recorded it)."""
+    out = {}
+    for key, folder in keys.items():
+        ckpt = run_dir / folder / "checkpoint.pt"
+        if ckpt.is_file() and (seconds := load_checkpoint(ckpt).get("train_seconds")) is not None:
+            out[key] = round(float(seconds), 1)
+    return out
+
+
+def record_seconds_all_parts(label: str, run_dir: Path, result_path: Path) -> bool:
+    """Add the missing ``SECONDS_ALL_PARTS`` of a finished run from its checkpoints (a run resumed in another
+    process records only that process's ``wall_s``); True when anything was added."""
+    result = json.loads(result_path.read_text())
+    wanted = {k: f for k, f in SECONDS_ALL_PARTS.items() if k not in result
+              and (k == "train_seconds_all_parts" or "fg_gap" in result["metrics"])}
+    found = _seconds_all_parts(run_dir, wanted) if wanted and not CONFIGS[label].supervised else {}
+    if found:
+        result.update(found)
+        _write_json(result_path, result)
+    return bool(found)
 
 
 def _final_encoder(label: str, seed: int, steps: int, run_dir: Path, device: str,
