@@ -10,11 +10,14 @@ reaches at its end; the last point is a completed schedule.
 Resumable: the trainer's checkpoint and every probe point are kept in ``--out`` (``curve.json``); a rerun with
 the same arguments continues from the last point instead of starting again. The summary (the points, and the
 first step after which the probe gains less than ``--plateau-gain`` points over the rest of the run) is written
-to ``benchmarks/results/learning_curve_<label>.json``.
+to ``benchmarks/results/learning_curve_<label>.json``, and every stored curve is drawn in
+``benchmarks/results/learning_curve.png`` (content probe against steps, each curve's plateau dashed, the study's
+step count solid; ``--plot-only`` redraws it from the stored curves).
 
     python benchmarks/learning_curve.py --out runs/curve_simclr                        # ≈ 20 min on 2 cores
     python benchmarks/learning_curve.py --views interventional --out runs/curve_simclr_int
     python benchmarks/learning_curve.py --quick --out /tmp/curve                       # smoke test
+    python benchmarks/learning_curve.py --plot-only                                    # the figure only
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import write_results  # noqa: E402
+from _timing import RESULTS, write_results  # noqa: E402
 
 import evaluations  # noqa: E402
 from causalcl.build import build_augment, build_method, build_view_fn, load_split  # noqa: E402
@@ -69,6 +72,51 @@ def plateau_step(points: list[dict[str, float]], gain: float) -> int | None:
     return None
 
 
+#: the fidelity study's step count, drawn on the figure (``fidelity.DEFAULT_STEPS``)
+STUDY_STEPS = 3000
+_VIEWS = {"augment": "pixel augmentations", "interventional": "true interventional views"}
+
+
+def plot(results_dir: Path = RESULTS) -> Path | None:
+    """Draw every stored curve (``learning_curve_<method>_<views>.json``, quick ones left out) into
+    ``learning_curve.png`` beside them; None when there is none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [json.loads(p.read_text()) for p in sorted(results_dir.glob("learning_curve_*.json"))
+              if not p.stem.endswith("_quick")]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for curve, colour in zip(curves, ("#3b75af", "#2a9d4b", "#c0392b", "#7f8c8d"), strict=False):
+        steps = [p["step"] for p in curve["points"]]
+        acc = [100 * p["content_probe"] for p in curve["points"]]
+        name = f"{curve['method']}, {_VIEWS.get(curve['views'], curve['views'])}"
+        ax.plot(steps, acc, "o-", color=colour, label=name)
+        if curve.get("plateau_step") is not None:
+            ax.axvline(curve["plateau_step"], color=colour, ls="--", lw=1)
+            at = acc[steps.index(curve["plateau_step"])] if curve["plateau_step"] in steps else min(acc)
+            ax.annotate(f"plateau: step {curve['plateau_step']}", (curve["plateau_step"], at), color=colour,
+                        textcoords="offset points", xytext=(6, -14), fontsize=8)
+    ax.axvline(STUDY_STEPS, color="black", lw=1.2)
+    ax.annotate(f"study: {STUDY_STEPS} steps", (STUDY_STEPS, 1.0), xycoords=("data", "axes fraction"),
+                textcoords="offset points", xytext=(4, -12), fontsize=8)
+    gain = curves[0].get("plateau_gain", 0.02)
+    ax.set(xlabel="training steps (batch 128)", ylabel="content probe accuracy (%)", ylim=(0, 100),
+           title=f"Content probe vs steps on shapes (rho 0.9); plateau: no later point more than {100 * gain:.0f} "
+                 "points higher")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    fig.tight_layout()
+    out = results_dir / "learning_curve.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,9 +131,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="a step is on the plateau when no later point is more than this above it")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the checkpoint and curve.json")
+    parser.add_argument("--out", type=Path, help="folder for the checkpoint and curve.json (required to train)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw learning_curve.png from the stored curves")
     parser.add_argument("--quick", action="store_true", help="smoke test: 12 steps, probed at 0, 6, 12, n=256")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        out = plot()
+        print(f"wrote {out}" if out else "no stored learning curves to draw")
+        return 0
+    if args.out is None:
+        print("error: --out: required (the folder for the checkpoint and curve.json)", file=sys.stderr)
+        return 2
     if args.quick:
         args.steps, args.at = 12, "0,6,12"
         args.set = [*args.set, "data.options.n=256", "train.batch_size=32"]
@@ -136,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                "steps": args.steps, "seed": args.seed, "plateau_gain": args.plateau_gain, "plateau_step": plateau,
                "points": points, "torch_threads": torch.get_num_threads()}
     path = write_results(f"learning_curve_{label}", payload)
+    figure = None if args.quick else plot(path.parent)
     print(f"plateau (no later gain above {args.plateau_gain:.0%}): "
-          f"{'step ' + str(plateau) if plateau is not None else 'not reached'}; wrote {path}")
+          f"{'step ' + str(plateau) if plateau is not None else 'not reached'}; wrote {path}"
+          + (f" and {figure}" if figure else ""))
     return 0
 
 

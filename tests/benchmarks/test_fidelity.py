@@ -146,6 +146,18 @@ def test_learning_curve_quick_resumes(tmp_path, monkeypatch, capsys):
                                {"step": 9, "content_probe": 0.51}], 0.02) == 5
 
 
+def test_learning_curve_plot_draws_every_stored_curve(tmp_path):
+    curve = load("learning_curve")
+    for views, acc in (("augment", [0.17, 0.3, 0.44]), ("interventional", [0.17, 0.6, 0.78])):
+        (tmp_path / f"learning_curve_simclr_{views}.json").write_text(json.dumps({
+            "method": "simclr", "views": views, "plateau_gain": 0.02, "plateau_step": 1000,
+            "points": [{"step": s, "content_probe": a} for s, a in zip((0, 1000, 3000), acc, strict=True)]}))
+    (tmp_path / "learning_curve_simclr_augment_quick.json").write_text("{}")  # smoke-test results are left out
+    assert curve.plot(tmp_path) == tmp_path / "learning_curve.png" and (tmp_path / "learning_curve.png").is_file()
+    assert curve.plot(tmp_path / "empty") is None
+    assert curve.main([]) == 2  # training needs --out
+
+
 def test_every_configuration_builds_and_every_claim_reads_known_configurations():
     runs_module = load("fidelity_runs")
     from causalcl.build import build_method
