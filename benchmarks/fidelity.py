@@ -153,6 +153,17 @@ def config_table(runs: claims.Runs) -> dict[str, dict[str, dict[str, float]]]:
     return table
 
 
+def _seconds_cells(runs: dict[int, dict[str, Any]], raw: dict[int, dict[str, Any]]) -> str:
+    """Mean training seconds over the seeds that recorded them (every resumed part, twin included) and mean
+    measurement seconds (``eval_seconds`` without the twin's training)."""
+    train = [r["train_seconds_all_parts"] + r.get("twin_train_seconds_all_parts", 0.0) for r in raw.values()
+             if "train_seconds_all_parts" in r]
+    measure = [sum(v for k, v in m.get("eval_seconds", {}).items() if k != "fg_twin") for m in runs.values()]
+    cells = [f"train {statistics.fmean(train):5.0f} s" if train else "train     ? s",
+             f"measure {statistics.fmean(measure):4.0f} s" if measure else ""]
+    return "  ".join(cells)
+
+
 def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], steps: dict[str, int],
               started: float, timings: dict[str, Any]) -> int:
     runs, raw = load_runs(args.results_dir, labels, seeds, steps, args.quick)
@@ -160,10 +171,12 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
     done = sum(len(v) for v in runs.values())
     print(f"\nfidelity: {done} of {len(labels) * len(seeds)} runs finished\n")
     print(claims.markdown(table))
-    print("\nper configuration (mean over finished seeds): content probe, spurious gap, BG-gap (points)")
+    print("\nper configuration (mean over finished seeds): content probe, spurious gap, BG-gap (points); seconds of "
+          "training (every resumed part, the 2×2 twin included) and of measurement")
     for label, row in config_table(runs).items():
         cells = "  ".join(f"{m} {100 * row[m]['mean']:5.1f}" for m in ("content", "spurious_gap", "bg_gap") if m in row)
-        print(f"  {label:30s} n={row.get('content', {}).get('n', 0)}  {cells}")
+        seconds = _seconds_cells(runs[label], raw[label])
+        print(f"  {label:30s} n={row.get('content', {}).get('n', 0)}  {cells}  {seconds}")
     name = "fidelity_quick" if args.quick else "fidelity"
     every = [r for v in raw.values() for r in v.values()]
     payload = {"steps": steps, "seeds": seeds, "budget": args.budget, "configs": labels,
