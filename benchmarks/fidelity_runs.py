@@ -58,7 +58,7 @@ from causalcl.diagnostics.robustness import run_robustness
 from causalcl.diagnostics.variant_images import split_arrays
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
-from causalcl.train.checkpoint import load_checkpoint
+from causalcl.train.checkpoint import load_checkpoint, save_checkpoint
 from causalcl.train.optim import build_optimizer
 from causalcl.train.schedule import WarmupCosine
 from evaluations import foreground, identifiability, spectrum
@@ -66,6 +66,8 @@ from evaluations.report import Report
 
 #: latents LooC's default augmentations (colour, rotation) change, read out for claim C5
 LOOC_LATENTS = ("rotation", "fg_hue", "bg_hue", "brightness")
+#: the supervised run's trained backbone, in its run folder
+SUPERVISED_CHECKPOINT = "supervised.pt"
 #: metrics added after the study began; a finished run without them gets them from its final checkpoint
 LATE_METRICS = ("looc_readout_circular",)
 #: the eigenvalue threshold of ``n_sv``, relative to the largest (claim C3)
@@ -159,8 +161,9 @@ def train_ssl(config: Config, out: Path) -> tuple[nn.Module, dict[str, Any]]:
                                            "train_seconds_all_parts": round(trainer.train_seconds(), 1)}
 
 
-def train_supervised(config: Config) -> tuple[nn.Module, dict[str, Any]]:
-    """Backbone + linear layer, cross-entropy on the training labels, one augmented view, the SSL schedule."""
+def train_supervised(config: Config, out: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Backbone + linear layer, cross-entropy on the training labels, one augmented view, the SSL schedule; the
+    trained backbone is kept in ``out/supervised.pt`` (for ``_final_encoder``; no resume: ≈ 10 min a run)."""
     start = time.perf_counter()
     torch.manual_seed(config.train.seed)
     train_set = load_split(config, "train")
@@ -181,8 +184,12 @@ def train_supervised(config: Config) -> tuple[nn.Module, dict[str, Any]]:
         loss.backward()
         optimizer.step()
         scheduler.step()
+    seconds = round(time.perf_counter() - start, 1)  # one part: no resume
+    if out is not None:
+        save_checkpoint({"step": config.train.steps, "backbone": backbone.state_dict(), "train_seconds": seconds},
+                        out / SUPERVISED_CHECKPOINT)
     return backbone.eval(), {"steps": config.train.steps, "final_loss": float(loss.detach()),
-                             "train_seconds_all_parts": round(time.perf_counter() - start, 1)}  # one part: no resume
+                             "train_seconds_all_parts": seconds}
 
 
 def _fg_images(dataset: Any) -> torch.Tensor:
@@ -315,14 +322,19 @@ def record_seconds_all_parts(label: str, run_dir: Path, result_path: Path) -> bo
 def _final_encoder(label: str, seed: int, steps: int, run_dir: Path, device: str,
                    quick: bool) -> tuple[Config, nn.Module]:
     """The run's config and its trained encoder from the checkpoint of its last step (``ValueError`` when
-    ``run_dir`` has none: supervised runs keep none)."""
-    ckpt = run_dir / "checkpoint.pt"
-    if CONFIGS[label].supervised or not ckpt.is_file():
+    ``run_dir`` has none, as for supervised runs trained before they kept ``supervised.pt``)."""
+    supervised = CONFIGS[label].supervised
+    ckpt = run_dir / (SUPERVISED_CHECKPOINT if supervised else "checkpoint.pt")
+    if not ckpt.is_file():
         raise ValueError(f"run_dir: no checkpoint in {run_dir}")
     state = load_checkpoint(ckpt)
     if int(state["step"]) != steps:
         raise ValueError(f"run_dir: the checkpoint in {run_dir} is at step {int(state['step'])}, not {steps}")
     config = make_config(label, seed, steps, device=device, quick=quick)
+    if supervised:
+        backbone = build_backbone(config.model.backbone)
+        backbone.load_state_dict(state["backbone"])
+        return config, backbone.eval().to(device)
     method = build_method(config)
     method.load_state_dict(state["model"])
     return config, method.encoder.eval().to(device)
@@ -332,7 +344,7 @@ def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_p
                       quick: bool = False) -> str:
     """Add ``LATE_METRICS`` to the finished run at ``result_path`` from the final checkpoint in ``run_dir`` (the
     trained encoder, not retrained). Returns ``"present"``, ``"filled"``, or why not (no checkpoint, as for
-    supervised runs, or one of another step)."""
+    supervised runs trained before they kept one, or one of another step)."""
     result = json.loads(result_path.read_text())
     if all(k in result["metrics"] for k in LATE_METRICS):
         return "present"
@@ -380,7 +392,7 @@ def run_item(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     spec = CONFIGS[label]
     run_dir.mkdir(parents=True, exist_ok=True)
     wall, cpu = time.perf_counter(), time.process_time()
-    encoder, info = train_supervised(config) if spec.supervised else train_ssl(config, run_dir)
+    encoder, info = train_supervised(config, run_dir) if spec.supervised else train_ssl(config, run_dir)
     train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
     splits = _splits(config)
     metrics = measure(config, encoder, splits, run_dir, robustness_images)

@@ -174,3 +174,19 @@ def test_every_configuration_builds_and_every_claim_reads_known_configurations()
             build_method(config)
     for claim in claims.CLAIMS:
         assert set(claim.needs) <= set(runs_module.CONFIGS), claim.key
+
+
+def test_supervised_run_keeps_its_backbone_for_later_measurements(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALCL_CACHE", str(tmp_path / "cache"))
+    import torch
+
+    runs_module = load("fidelity_runs")
+    config = runs_module.make_config("supervised", 0, 2, quick=True)
+    backbone, info = runs_module.train_supervised(config, tmp_path)
+    assert info["train_seconds_all_parts"] > 0
+    _, loaded = runs_module._final_encoder("supervised", 0, 2, tmp_path, "cpu", True)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(backbone(x), loaded(x))
+    with pytest.raises(ValueError, match="run_dir: .* at step 2, not 3"):
+        runs_module._final_encoder("supervised", 0, 3, tmp_path, "cpu", True)
