@@ -202,21 +202,19 @@ def summarise(args: argparse.Namespace, labels: list[str], seeds: list[int], ste
     return 0
 
 
-def fill_finished(args: argparse.Namespace, labels: list[str], seeds: list[int], steps: dict[str, int]) -> None:
-    """Give every finished run the metrics added after it ran (``fidelity_runs.LATE_METRICS``), measured on its
-    final checkpoint in ``--run-dir``; a run without one (supervised, a deleted folder) is listed and left so."""
+def fill_finished(args: argparse.Namespace, done: list[tuple[str, int]], steps: dict[str, int]) -> None:
+    """Give every finished (label, seed) of ``done`` the metrics added after it ran (``fidelity_runs.LATE_METRICS``)
+    and its training seconds over every part, from its final checkpoint in ``--run-dir``; a run without one (an
+    early supervised run, a deleted folder) is listed and left so."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    for seed in seeds:
-        for label in [c for c in ORDER if c in labels]:
-            if finished(args.results_dir, label, seed, steps[label], args.quick) is None:
-                continue
-            run_dir, path = args.run_dir / safe(label) / f"seed{seed}", result_path(args.results_dir, label, seed)
-            record_seconds_all_parts(label, run_dir, path)
-            what = fill_late_metrics(label, seed, steps[label], run_dir, path, device=args.device, quick=args.quick)
-            if what != "present":
-                print(f"[fidelity] {label} seed {seed}: {', '.join(LATE_METRICS)} "
-                      + ("measured on its final checkpoint" if what == "filled" else f"missing ({what})"), flush=True)
+    for label, seed in done:
+        run_dir, path = args.run_dir / safe(label) / f"seed{seed}", result_path(args.results_dir, label, seed)
+        record_seconds_all_parts(label, run_dir, path)
+        what = fill_late_metrics(label, seed, steps[label], run_dir, path, device=args.device, quick=args.quick)
+        if what != "present":
+            print(f"[fidelity] {label} seed {seed}: {', '.join(LATE_METRICS)} "
+                  + ("measured on its final checkpoint" if what == "filled" else f"missing ({what})"), flush=True)
 
 
 def _job(kind: str, label: str, seed: int, steps: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -289,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(k == 'run' for k, *_ in todo)} to train, {sum(k == 'twin' for k, *_ in todo)} foreground twin(s) "
           f"to add ({args.workers} worker(s) × {args.threads} thread(s), {args.budget} budget)", flush=True)
     if not args.report_only:
-        fill_finished(args, labels, seeds, steps)
+        fill_finished(args, [item for item, r in results.items() if r is not None], steps)
     if todo and not args.report_only:
         timings["failed_runs"] = _train(todo, args, steps, twins)
     return summarise(args, labels, seeds, steps, started, timings)

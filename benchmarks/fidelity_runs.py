@@ -59,6 +59,7 @@ from causalcl.diagnostics.variant_images import split_arrays
 from causalcl.models import build_backbone
 from causalcl.train import Config, Trainer
 from causalcl.train.checkpoint import load_checkpoint, save_checkpoint
+from causalcl.train.files import atomic_write
 from causalcl.train.optim import build_optimizer
 from causalcl.train.schedule import WarmupCosine
 from evaluations import foreground, identifiability, spectrum
@@ -213,11 +214,7 @@ def fg_matrix(config: Config, encoder: nn.Module, splits: Splits,
 
 def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robustness_images: int) -> dict[str, Any]:
     """Every metric of the module docstring for a trained encoder."""
-    random_encoder = build_random_encoder(config, config.train.seed + 1).to(config.train.device)
-    augment = build_augment(config, int(splits.train.images.shape[-1]))
-    ctx = Context(encoder, random_encoder, splits, augment, Report(out / "report", title="fidelity run"),
-                  device=config.train.device, seed=config.train.seed,
-                  options={"robustness_images": robustness_images})
+    ctx = _context(config, encoder, splits, out / "report", robustness_images)
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -250,6 +247,16 @@ def measure(config: Config, encoder: nn.Module, splits: Splits, out: Path, robus
         **circular,
         "eval_seconds": seconds,
     }
+
+
+def _context(config: Config, encoder: nn.Module, splits: Splits, report_dir: Path,
+             robustness_images: int | None = None) -> Context:
+    """The diagnostics context of a trained encoder: the run's random encoder (seed + 1), augmentation and seed."""
+    device = config.train.device
+    options = {} if robustness_images is None else {"robustness_images": robustness_images}
+    return Context(encoder, build_random_encoder(config, config.train.seed + 1).to(device), splits,
+                   build_augment(config, int(splits.train.images.shape[-1])), Report(report_dir, title="fidelity run"),
+                   device=device, seed=config.train.seed, options=options)
 
 
 def circular_readout(ctx: Context) -> dict[str, float]:
@@ -286,7 +293,8 @@ def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     metrics["eval_seconds"]["fg_twin"] = round(time.perf_counter() - wall, 1)
     result.update(twin_wall_s=round(time.perf_counter() - wall, 1), twin_cpu_s=round(time.process_time() - cpu, 1),
                   twin_commit=_commit())
-    result.update(_seconds_all_parts(run_dir, {"twin_train_seconds_all_parts": "fg_twin/encoder1"}))
+    twin_key = "twin_train_seconds_all_parts"
+    result.update(_seconds_all_parts(run_dir, {twin_key: SECONDS_ALL_PARTS[twin_key]}))
     _write_json(result_path, result)
     return result
 
@@ -352,10 +360,7 @@ def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_p
         config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
     except ValueError as err:
         return str(err).removeprefix("run_dir: ")
-    splits = _splits(config)
-    ctx = Context(encoder, build_random_encoder(config, seed + 1).to(device), splits,
-                  build_augment(config, int(splits.train.images.shape[-1])), Report(run_dir / "late", title="late"),
-                  device=device, seed=seed)
+    ctx = _context(config, encoder, _splits(config), run_dir / "late")
     start = time.perf_counter()
     metrics = circular_readout(ctx)
     result["metrics"].update(metrics)
@@ -367,9 +372,7 @@ def fill_late_metrics(label: str, seed: int, steps: int, run_dir: Path, result_p
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=float))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(payload, indent=1, default=float).encode())
 
 
 def _commit() -> str | None:

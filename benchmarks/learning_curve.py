@@ -72,8 +72,6 @@ def plateau_step(points: list[dict[str, float]], gain: float) -> int | None:
     return None
 
 
-#: the fidelity study's step count, drawn on the figure (``fidelity.DEFAULT_STEPS``)
-STUDY_STEPS = 3000
 _VIEWS = {"augment": "pixel augmentations", "interventional": "true interventional views"}
 
 
@@ -84,6 +82,7 @@ def plot(results_dir: Path = RESULTS) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from fidelity import DEFAULT_STEPS as STUDY_STEPS  # the step count this curve chose, drawn on the figure
 
     curves = [json.loads(p.read_text()) for p in sorted(results_dir.glob("learning_curve_*.json"))
               if not p.stem.endswith("_quick")]
