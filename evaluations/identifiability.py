@@ -22,7 +22,15 @@ standardised encoder output:
   latent perfectly well below 1: LooC on ``shapes`` after 3000 steps reads fg_hue / bg_hue with raw R^2 0.63
   / 0.62 and circular R^2 0.87 / 0.92). A latent with a symmetry (a square's rotation repeats every quarter
   turn) is identifiable only up to it: its circular R^2 stays below 1 for any encoder unless the period given
-  is the symmetry's.
+  is the symmetry's. ``symmetry={name: (by, orders)}`` reads such a latent out up to the symmetry of each
+  sample (ours): ``by`` names a categorical latent (the shape) and ``orders`` maps each of its levels to the
+  order k of the symmetry (k = 4: a square repeats every quarter turn; 1: none; 0: continuous, a disc's rotation
+  is invisible and its samples are skipped). The target becomes (cos 2πkz/P, sin 2πkz/P), and the read-out is
+  fitted and scored separately within each level of ``by`` (how a square's orientation shows in the features
+  need not be how a triangle's does); the score is the mean of the levels' R^2 weighted by their scored samples.
+  Measured on ``shapes`` (seed 0, 3000 steps, ridge): rotation read on the plain circle scores 0.00 for every
+  encoder; up to its symmetry, within each shape, 0.76 for SimCLR trained on interventional views and 0.00 for
+  SimCLR with pixel augmentations and for a random encoder.
 
 Protocol here: the samples are split once, seeded, into a fit part and a scored part (``test_fraction`` = 0.5
 by default), or the caller passes a separate ``test_features`` / ``test_latents``. Features and continuous
@@ -143,23 +151,77 @@ def _check_periods(circular: Mapping[str, float] | None, lat: Mapping[str, np.nd
     return periods
 
 
-def _circular_r2(kind: str, x_fit: np.ndarray, z_fit: np.ndarray, x_test: np.ndarray, z_test: np.ndarray,
-                 period: float) -> float:
-    """R² of the read-out of (cos 2πz/P, sin 2πz/P), both coordinates regressed (each standardised on the fit
-    part) and scored together on the unit-circle scale (module docstring); NaN when the scored points do not
-    vary."""
-    def circle(z: np.ndarray) -> np.ndarray:
-        angle = 2.0 * np.pi * z / period
-        return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+def _check_symmetry(symmetry: Mapping[str, Any] | None, periods: Mapping[str, float], lat: Mapping[str, np.ndarray],
+                    cat: set[str], max_levels: int) -> dict[str, tuple[str, dict[int, int]]]:
+    if symmetry is None:
+        return {}
+    if not isinstance(symmetry, Mapping):
+        raise ValueError(f"symmetry: expected a dict latent name -> (by, orders), got {type(symmetry).__name__}")
+    out = {}
+    for name, spec in symmetry.items():
+        if name not in periods:
+            raise ValueError(f"symmetry: {name!r} must also be circular (give its period in circular=)")
+        if not (isinstance(spec, tuple | list) and len(spec) == 2 and isinstance(spec[1], Mapping)):
+            raise ValueError(f"symmetry: expected (by, {{level: order}}) for {name!r}, got {spec!r}")
+        by, orders = spec
+        if by not in lat or not (by in cat or _is_categorical(lat[by], max_levels)):
+            raise ValueError(f"symmetry: {name!r} is grouped by {by!r}, which is not a categorical latent")
+        for level, order in orders.items():
+            if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+                raise ValueError(f"symmetry: the order of {name!r} at {by}={level!r} must be an integer >= 0, "
+                                 f"got {order!r}")
+        out[name] = (by, {int(k): int(v) for k, v in orders.items()})
+    return out
 
-    u_fit, u_test = circle(z_fit), circle(z_test)
+
+def _check_levels(symmetries: Mapping[str, tuple[str, dict[int, int]]], *lats: Mapping[str, np.ndarray]) -> None:
+    for name, (by, orders) in symmetries.items():
+        missing = sorted(set().union(*(np.unique(lat[by]).tolist() for lat in lats)) - set(orders))
+        if missing:
+            raise ValueError(f"symmetry: no order of {name!r} for {by} levels {missing}")
+
+
+def _circle(z: np.ndarray, period: float, order: np.ndarray | float = 1.0) -> np.ndarray:
+    angle = 2.0 * np.pi * order * z / period
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def _circular_fit(kind: str, x_fit: np.ndarray, u_fit: np.ndarray, x_test: np.ndarray,
+                  u_test: np.ndarray) -> tuple[float, float]:
+    """Residual and total sum of squares of the read-out of the points ``u`` on the unit circle, both coordinates
+    regressed (each standardised on the fit part) and scored together on the unit-circle scale."""
     mu, sd = u_fit.mean(0), u_fit.std(0)
     sd = np.where(sd > 0, sd, 1.0)
     model = _regressor(kind)
     model.fit(x_fit, (u_fit - mu) / sd)
     pred = model.predict(x_test) * sd + mu
-    total = float(((u_test - u_test.mean(0)) ** 2).sum())
-    return float("nan") if total == 0 else 1.0 - float(((u_test - pred) ** 2).sum()) / total
+    return float(((u_test - pred) ** 2).sum()), float(((u_test - u_test.mean(0)) ** 2).sum())
+
+
+def _circular_r2(kind: str, x_fit: np.ndarray, z_fit: np.ndarray, x_test: np.ndarray, z_test: np.ndarray,
+                 period: float) -> float:
+    """R² of the read-out of (cos 2πz/P, sin 2πz/P) (module docstring); NaN when the scored points do not
+    vary."""
+    resid, total = _circular_fit(kind, x_fit, _circle(z_fit, period), x_test, _circle(z_test, period))
+    return float("nan") if total == 0 else 1.0 - resid / total
+
+
+def _symmetric_r2(kind: str, x_fit: np.ndarray, z_fit: np.ndarray, g_fit: np.ndarray, x_test: np.ndarray,
+                  z_test: np.ndarray, g_test: np.ndarray, period: float, orders: Mapping[int, int]) -> float:
+    """R² of (cos 2πkz/P, sin 2πkz/P) read out within each level g of ``by`` (order k = ``orders[g]``; 0 skips
+    the level), the levels' R² averaged with weights = their scored samples; a level with fewer than 4 fit or 2
+    scored samples, or whose scored points do not vary, is skipped; NaN when none is left."""
+    scores, weights = [], []
+    for level, order in sorted(orders.items()):
+        fit, test = g_fit == level, g_test == level
+        if order == 0 or fit.sum() < 4 or test.sum() < 2:
+            continue
+        resid, total = _circular_fit(kind, x_fit[fit], _circle(z_fit[fit], period, order), x_test[test],
+                                     _circle(z_test[test], period, order))
+        if total > 0:
+            scores.append(1.0 - resid / total)
+            weights.append(int(test.sum()))
+    return float(np.average(scores, weights=weights)) if scores else float("nan")
 
 
 def _accuracy_probe(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -186,6 +248,7 @@ def latent_r2(
     test_fraction: float = 0.5,
     max_levels: int = 20,
     circular: Mapping[str, float] | None = None,
+    symmetry: Mapping[str, tuple[str, Mapping[int, int]]] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Score how well each latent can be predicted from ``features`` (module docstring for the protocol).
@@ -205,6 +268,9 @@ def latent_r2(
         test_fraction: share of the samples scored when no test set is given (seeded split).
         circular: optional name -> period (> 0) of the continuous latents that wrap around (an angle: 2π, a
             hue: 1); each is read out as its point on the unit circle (module docstring).
+        symmetry: optional name -> (``by``, {level: order}) for circular latents identifiable only up to a
+            symmetry that depends on the categorical latent ``by`` (a shape's rotation): read out within each
+            level, modulo period / order (module docstring); every level of ``by`` needs an order.
         seed: seeds the split and the subsampling.
 
     Returns:
@@ -229,6 +295,7 @@ def latent_r2(
     if bad:
         raise ValueError(f"roles: expected latent names {sorted(lat)} mapped to 'content' or 'style', got {bad}")
     periods = _check_periods(circular, lat, cat, max_levels)
+    symmetries = _check_symmetry(symmetry, periods, lat, cat, max_levels)
     if n_fit is None:
         n_fit = _KERNEL_DEFAULT_N_FIT if kind == "kernel" else None
     else:
@@ -256,6 +323,7 @@ def latent_r2(
         x_fit_all, x_test = x, x[test_idx]
         lat_fit_all = lat
         lat_test = {k: v[test_idx] for k, v in lat.items()}
+    _check_levels(symmetries, lat_fit_all, lat_test)
     if n_fit is not None and fit_idx.size > n_fit:
         fit_idx = fit_idx[:n_fit]
     x_fit, x_test = _standardise(x_fit_all[fit_idx], x_test)
@@ -273,6 +341,10 @@ def latent_r2(
         y_test = y_test.astype(np.float64)
         if y_fit.std() == 0 or y_test.size < 2:
             score = float("nan")
+        elif name in symmetries:
+            by, orders = symmetries[name]
+            score = _symmetric_r2(kind, x_fit, y_fit, lat_fit_all[by][fit_idx], x_test, y_test, lat_test[by],
+                                  periods[name], orders)
         elif name in periods:
             score = _circular_r2(kind, x_fit, y_fit, x_test, y_test, periods[name])
         else:

@@ -182,6 +182,9 @@ class SCMImageDataset(TensorImageDataset, metaclass=ABCMeta):
     #: the latents that wrap around, name -> period (an angle: 2π, a hue: 1): the identifiability read-out
     #: regresses their point on the unit circle instead of the raw value
     latent_periods: dict[str, float] = {}
+    #: circular latents identifiable only up to a symmetry that depends on a categorical latent: name -> (that
+    #: latent, {level: order}) (a square's rotation repeats every quarter turn: order 4; 0: invisible)
+    latent_symmetries: dict[str, tuple[str, dict[int, int]]] = {}
     split_codes = {"train": 0, "probe": 1, "test": 2}
     render_batch: int = 512
 

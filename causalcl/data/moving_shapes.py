@@ -63,6 +63,7 @@ from .base import SCMImageDataset, TensorImageDataset
 from .shapes import (
     SHAPE_EXTENT,
     SHAPE_NAMES,
+    SHAPE_SYMMETRY,
     background_layer,
     composite,
     foreground_rgb,
@@ -149,6 +150,8 @@ class MovingShapesDataset(SCMImageDataset):
     #: the latents that wrap around (hues; angles), name -> period
     latent_periods = {"rotation": 2 * math.pi, "direction": 2 * math.pi, "fg_hue": 1.0,
                       "bg_hue": 1.0}
+    #: the rotation is identifiable only up to the shape's symmetry
+    latent_symmetries = {"rotation": ("cls", SHAPE_SYMMETRY)}
 
     def __init__(
         self,

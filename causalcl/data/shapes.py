@@ -42,6 +42,7 @@ from .textures import TEXTURE_FAMILIES, hsv_to_rgb, pixel_grid, render_textures,
 __all__ = [
     "ShapesDataset",
     "SHAPE_NAMES",
+    "SHAPE_SYMMETRY",
     "background_layer",
     "composite",
     "foreground_rgb",
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 SHAPE_NAMES = ("disc", "square", "triangle", "cross", "ring", "star", "diamond", "crescent")
+#: order of each shape's rotational symmetry (it looks the same every 2π/order; 0: every angle, a disc's or a
+#: ring's rotation is invisible) — the identifiability read-out takes the rotation modulo it
+SHAPE_SYMMETRY = {0: 0, 1: 4, 2: 3, 3: 4, 4: 0, 5: 5, 6: 2, 7: 1}
 SCALE_RANGE = (0.10, 0.30)
 DEFAULT_SIZES = {"train": 10_000, "probe": 2_000, "test": 2_000}
 _STAR_INNER = 0.5
@@ -154,6 +158,8 @@ class ShapesDataset(SCMImageDataset):
                     "bg_texture": "style"}
     #: the latents that wrap around (hues; angles), name -> period
     latent_periods = {"rotation": 2 * math.pi, "fg_hue": 1.0, "bg_hue": 1.0}
+    #: the rotation is identifiable only up to the shape's symmetry
+    latent_symmetries = {"rotation": ("cls", SHAPE_SYMMETRY)}
 
     def __init__(
         self,

@@ -8,10 +8,12 @@ encoder. The regression is least squares (the paper's) when the fit half of the 
 every latent of trained and random encoders alike). Latents that wrap around (hues, angles: the dataset's
 ``latent_periods``) are read out as their point on the unit circle (``evaluations.identifiability``); a raw
 hue regression scores an encoder that keeps the hue well below 1 (LooC on ``shapes``, 3000 steps: raw R² of
-fg_hue / bg_hue 0.63 / 0.62, circular 0.87 / 0.92). Contrastive learning with style augmentations should
-keep content and drop style. The samples are images, clips (``moving_shapes``: class and motion are content;
-speed, colours and background are style) or graph nodes (``scm_graph``: community = content, the feature
-signal = style).
+fg_hue / bg_hue 0.63 / 0.62, circular 0.87 / 0.92). A latent with a symmetry that depends on the class (a
+shape's rotation: the dataset's ``latent_symmetries``) is read out within each class up to its symmetry; those
+read-outs fit on one class's samples, so their regression kind is chosen from that count. Contrastive
+learning with style augmentations should keep content and drop style. The samples are images, clips
+(``moving_shapes``: class and motion are content; speed, colours and background are style) or graph nodes
+(``scm_graph``: community = content, the feature signal = style).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import html
 from typing import Any
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,8 +38,9 @@ NOTE = (
     "How well each latent factor of the SCM can be read out of the frozen test features: R² of a linear "
     "regression (ridge, its penalty chosen by leave-one-out error, when there are fewer than 5 fit samples per "
     "feature) for continuous latents (hues and angles: of their point on the unit circle, so that the wrap-around "
-    "counts as near), accuracy of a logistic regression for categorical ones (chance = largest class share), fit "
-    "on half of the test split and scored on the other half. Content latents should be "
+    "counts as near; a shape's rotation within each shape, modulo its symmetry), accuracy of a logistic "
+    "regression for categorical ones (chance = largest class share), fit on half of the test split and scored "
+    "on the other half. Content latents should be "
     "recoverable; style latents (hues, brightness, background) should not, if the encoder is invariant to "
     "style. Compare with the random encoder's row.")
 
@@ -53,16 +57,13 @@ def regression_kind(n_samples: int, n_features: int, kind: str = "auto") -> str:
 
 def run_identifiability(ctx: Context, kind: str = "auto", circular: bool = True) -> dict[str, Any]:
     """The read-out of every latent of the test split from the trained and the random encoder. ``circular``:
-    the latents of the dataset's ``latent_periods`` as points on the unit circle (False: their raw values)."""
-    test = ctx.splits.test
+    the latents of the dataset's ``latent_periods`` as points on the unit circle, those of its
+    ``latent_symmetries`` within each class up to its symmetry (False: all as raw values)."""
     latents = {name: values.numpy() for name, values in ctx.splits.latents("test").items()}  # per node on graphs
-    roles = getattr(test, "latent_roles", None)
-    features = {which: ctx.features(which)["test"].x for which in ("trained", "random")}
-    kind = regression_kind(*features["trained"].shape, kind)
-    periods = {k: p for k, p in getattr(test, "latent_periods", {}).items() if k in latents} if circular else {}
-    tables = {which: identifiability.latent_r2(x, latents, kind=kind, roles=roles, circular=periods, seed=ctx.seed)
-              for which, x in features.items()}
-    values: dict[str, Any] = {"kind": kind, "circular": sorted(periods)}
+    tables, values = {}, {}
+    for which in ("trained", "random"):
+        tables[which], values = read_out(ctx.features(which)["test"].x, latents, ctx.splits.test, kind=kind,
+                                         circular=circular, seed=ctx.seed)
     for which, df in tables.items():
         values[which] = {row.latent: _score(row) for row in df.itertuples()}
     ctx.report.add("identifiability", values, note=NOTE, show=False)  # shown as one latent × encoder table
@@ -72,6 +73,41 @@ def run_identifiability(ctx: Context, kind: str = "auto", circular: bool = True)
         "(left, black tick = chance) and R² of the continuous ones (right; 0 = no better than the mean, negative = "
         "worse, bars past the axis end are labelled with their value)."))
     return {"identifiability": values}
+
+
+def read_out(x: Any, latents: dict[str, Any], dataset: Any, *, kind: str = "auto", circular: bool = True,
+             seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``latent_r2`` of ``latents`` from the features ``x`` of ``dataset``'s samples, with its ``latent_roles``,
+    its ``latent_periods`` and ``latent_symmetries`` (``circular``) and the regression kind of
+    :func:`regression_kind` (a symmetric latent: from one class's share of the rows). Returns the table and
+    what was chosen: ``kind``, ``circular`` (names), ``symmetric`` (name -> the class latent), ``kinds``."""
+    n, dim = x.shape
+    periods = {k: p for k, p in getattr(dataset, "latent_periods", {}).items() if k in latents} if circular else {}
+    symmetries = {k: s for k, s in getattr(dataset, "latent_symmetries", {}).items()
+                  if k in periods and s[0] in latents}
+    kinds = {"all": regression_kind(n, dim, kind)}
+    kinds.update({name: regression_kind(n // max(1, sum(o > 0 for o in orders.values())), dim, kind)
+                  for name, (_, orders) in symmetries.items()})
+    table = _read_out(x, latents, kinds, getattr(dataset, "latent_roles", None), periods, symmetries, seed)
+    return table, {"kind": kinds["all"], "circular": sorted(periods),
+                   "symmetric": {name: by for name, (by, _) in symmetries.items()},
+                   "kinds": {name: k for name, k in kinds.items() if name != "all"}}
+
+
+def _read_out(x: Any, latents: dict[str, Any], kinds: dict[str, str], roles: dict[str, str] | None,
+              periods: dict[str, float], symmetries: dict[str, Any], seed: int) -> pd.DataFrame:
+    """``latent_r2`` of every latent; a symmetric latent whose kind differs from the others' read out apart."""
+    roles = {k: v for k, v in (roles or {}).items() if k in latents}
+    apart = [name for name in symmetries if kinds[name] != kinds["all"]]
+    table = identifiability.latent_r2(x, latents, kind=kinds["all"], roles=roles, circular=periods, seed=seed,
+                                      symmetry={k: v for k, v in symmetries.items() if k not in apart})
+    for name in apart:
+        by = symmetries[name][0]
+        row = identifiability.latent_r2(x, {name: latents[name], by: latents[by]}, kind=kinds[name],
+                                        circular={name: periods[name]}, symmetry={name: symmetries[name]},
+                                        seed=seed)
+        table.loc[table.latent == name, ["score", "model"]] = row.loc[row.latent == name, ["score", "model"]].values
+    return table
 
 
 def _score(row: Any) -> dict[str, Any]:
@@ -97,8 +133,11 @@ def table_html(values: dict[str, Any]) -> str:
         metric = t["metric"]
         r = random.get(name, {}).get("score")
         chance = _cell(t.get("chance"), metric) if metric == "accuracy" else "0.000"
-        kind = "accuracy" if metric == "accuracy" else ("R² (ridge)" if values.get("kind") == "ridge" else "R²")
-        if name in values.get("circular", ()):
+        regression = values.get("kinds", {}).get(name, values.get("kind"))
+        kind = "accuracy" if metric == "accuracy" else ("R² (ridge)" if regression == "ridge" else "R²")
+        if name in values.get("symmetric", {}):
+            kind += f", on the circle, per {values['symmetric'][name]} up to its symmetry"
+        elif name in values.get("circular", ()):
             kind += ", on the circle"
         body.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(t.get('role')))}</td><td>{kind}</td>"
                     f"<td class='num'>{_cell(t['score'], metric)}</td><td class='num'>{_cell(r, metric)}</td>"

@@ -10,6 +10,7 @@ import torch
 
 from causalcl.data import ShapesDataset, get_dataset
 from causalcl.data.cache import cache_path
+from causalcl.data.shapes import SHAPE_NAMES, SHAPE_SYMMETRY, shape_coverage
 
 
 @pytest.fixture(autouse=True)
@@ -161,3 +162,21 @@ def test_other_sizes_and_bad_arguments():
     ds = get_dataset("shapes", "probe", n=16, cache=False)
     assert isinstance(ds, ShapesDataset) and len(ds) == 16
     assert np.isclose(ds.latents["brightness"].min().item(), 0.55, atol=0.1)
+
+
+def test_shape_symmetry_orders_match_the_rendered_shapes():
+    """Each shape looks the same turned by 2π/order and different turned by half that (order 1: by π); a shape
+    of order 0 (disc, ring) looks the same at every angle — checked on the rendered coverage at 64 px."""
+    assert sorted(SHAPE_SYMMETRY) == list(range(len(SHAPE_NAMES)))
+    angles = np.array([0.3, 1.1])
+
+    def coverage(k, turn):
+        n = len(angles)
+        return shape_coverage(np.full(n, k), np.full(n, 0.25), np.full(n, 0.5), np.full(n, 0.5), angles + turn, 64)
+
+    for k, order in SHAPE_SYMMETRY.items():
+        base = coverage(k, 0.0)
+        same = 2 * np.pi / order if order else 0.7
+        assert (coverage(k, same) - base).abs().max() < 0.15, SHAPE_NAMES[k]
+        if order:
+            assert (coverage(k, np.pi / order) - base).abs().mean() > 0.01, SHAPE_NAMES[k]

@@ -75,3 +75,48 @@ def test_every_scm_dataset_names_periods_of_its_own_continuous_latents():
         assert set(cls.latent_periods) <= set(cls.latent_roles), cls.__name__
         assert {"fg_hue", "bg_hue"} <= set(cls.latent_periods)
         assert all(p in (1.0, 2 * math.pi) for p in cls.latent_periods.values())
+
+
+def test_table_marks_the_latents_read_up_to_a_symmetry():
+    values = {"kind": "linear", "circular": ["rotation", "fg_hue"], "symmetric": {"rotation": "cls"},
+              "kinds": {"rotation": "ridge"},
+              "trained": {"rotation": {"score": 0.7, "metric": "r2", "role": "content"},
+                          "fg_hue": {"score": 0.9, "metric": "r2", "role": "style"}},
+              "random": {}}
+    page = table_html(values)
+    assert "<td>rotation</td><td>content</td><td>R² (ridge), on the circle, per cls up to its symmetry</td>" in page
+    assert "<td>fg_hue</td><td>style</td><td>R², on the circle</td>" in page
+
+
+def test_symmetric_latent_with_fewer_fit_rows_is_read_out_apart_with_its_own_kind():
+    """Per class there are fewer fit rows: the symmetric latent gets ridge while the others keep least squares,
+    and its score is the one ``latent_r2`` gives it alone with ridge."""
+    import numpy as np
+
+    from causalcl.diagnostics.identifiability import _read_out
+    from evaluations.identifiability import latent_r2
+
+    rng = np.random.default_rng(3)
+    n = 600
+    cls, rot = rng.integers(0, 4, n), rng.uniform(0, 2 * np.pi, n)
+    x = np.c_[np.cos(2 * rot), np.sin(2 * rot), cls, rng.normal(size=(n, 3))] + 0.05 * rng.normal(size=(n, 6))
+    latents = {"cls": cls, "rotation": rot, "scale": x[:, 3] + 0.1 * rng.normal(size=n)}
+    symmetries = {"rotation": ("cls", {0: 2, 1: 2, 2: 2, 3: 2})}
+    kinds = {"all": "linear", "rotation": "ridge"}
+    table = _read_out(x, latents, kinds, None, {"rotation": 2 * np.pi}, symmetries, 0).set_index("latent")
+    alone = latent_r2(x, {"rotation": rot, "cls": cls}, kind="ridge", circular={"rotation": 2 * np.pi},
+                      symmetry=symmetries).set_index("latent")
+    assert table.loc["rotation", "model"] == "ridge" and table.loc["scale", "model"] == "linear"
+    assert table.loc["rotation", "score"] == alone.loc["rotation", "score"] > 0.9
+    same = _read_out(x, latents, {"all": "ridge", "rotation": "ridge"}, None, {"rotation": 2 * np.pi}, symmetries,
+                     0).set_index("latent")
+    assert same.loc["rotation", "score"] == alone.loc["rotation", "score"]  # one call when the kinds agree
+
+
+def test_shape_datasets_name_the_symmetry_of_the_rotation():
+    from causalcl.data.moving_shapes import MovingShapesDataset
+    from causalcl.data.shapes import SHAPE_SYMMETRY, ShapesDataset
+
+    for cls in (ShapesDataset, MovingShapesDataset):
+        assert cls.latent_symmetries == {"rotation": ("cls", SHAPE_SYMMETRY)}
+        assert set(cls.latent_symmetries) <= set(cls.latent_periods)

@@ -235,3 +235,71 @@ def test_circular_bad_inputs():
                        ([("linear", 1.0)], "dict")]:
         with pytest.raises(ValueError, match=f"circular: .*{match}"):
             latent_r2(x, lat, circular=bad)
+
+
+def _symmetric_data(n, rng):
+    """Three shapes: 0 a disc (rotation invisible), 1 a square (order 4), 2 a crescent (order 1); each shape
+    shows its orientation in its own pair of feature columns, the square's only modulo a quarter turn."""
+    cls = rng.integers(0, 3, n)
+    rot = rng.uniform(0, 2 * np.pi, n)
+    x = 0.05 * rng.normal(size=(n, 6))
+    sq, cr = cls == 1, cls == 2
+    x[sq, 0:2] += np.c_[np.cos(4 * rot[sq]), np.sin(4 * rot[sq])]
+    x[cr, 2:4] += np.c_[np.cos(rot[cr]), np.sin(rot[cr])]
+    return x, {"cls": cls, "rotation": rot}
+
+
+def _symmetric_oracle(x_fit, lat_fit, x_test, lat_test, orders):
+    """Per shape: numpy least squares on (cos kθ, sin kθ); the shapes' R² averaged, weighted by scored samples."""
+    scores, weights = [], []
+    for level, order in orders.items():
+        if order == 0:
+            continue
+        f, t = lat_fit["cls"] == level, lat_test["cls"] == level
+        scores.append(_circular_oracle(x_fit[f], order * lat_fit["rotation"][f], x_test[t],
+                                       order * lat_test["rotation"][t], 2 * np.pi))
+        weights.append(t.sum())
+    return np.average(scores, weights=weights)
+
+
+def test_symmetric_readout_equals_a_per_shape_numpy_oracle():
+    """Rotation read on the plain circle misses the square (it repeats every quarter turn) and mixes the shapes'
+    feature columns; read within each shape modulo its symmetry it is (near) perfect, equal to the oracle."""
+    rng = np.random.default_rng(11)
+    x, lat = _symmetric_data(1200, rng)
+    orders = {0: 0, 1: 4, 2: 1}
+    plain = latent_r2(x, lat, circular={"rotation": 2 * np.pi})
+    sym = latent_r2(x, lat, circular={"rotation": 2 * np.pi}, symmetry={"rotation": ("cls", orders)})
+    assert _score(plain, "rotation") < 0.5 < 0.95 < _score(sym, "rotation")
+    assert _score(sym, "cls") == _score(plain, "cls")  # the other rows are untouched
+    fit, test = slice(0, 600), slice(600, None)
+    lat_fit, lat_test = ({k: v[s] for k, v in lat.items()} for s in (fit, test))
+    df = latent_r2(x[fit], lat_fit, circular={"rotation": 2 * np.pi}, symmetry={"rotation": ("cls", orders)},
+                   test_features=x[test], test_latents=lat_test)
+    assert _score(df, "rotation") == pytest.approx(_symmetric_oracle(x[fit], lat_fit, x[test], lat_test, orders),
+                                                   abs=1e-10)
+    # a wrong order (the square taken as order 1) loses the square's share of the score
+    wrong = latent_r2(x, lat, circular={"rotation": 2 * np.pi}, symmetry={"rotation": ("cls", {0: 0, 1: 1, 2: 1})})
+    assert _score(wrong, "rotation") < 0.7
+    only_discs = {"cls": np.zeros(100, dtype=int), "rotation": lat["rotation"][:100], "other": lat["cls"][:100]}
+    nan = latent_r2(x[:100], only_discs, circular={"rotation": 2 * np.pi}, symmetry={"rotation": ("other", {
+        0: 0, 1: 0, 2: 0})})
+    assert np.isnan(_score(nan, "rotation"))  # every sample invisible: no score
+
+
+def test_symmetric_bad_inputs():
+    rng = np.random.default_rng(0)
+    x, lat = _symmetric_data(100, rng)
+    lat["angle"] = rng.uniform(0, 1, 100)
+    circ = {"rotation": 2 * np.pi}
+    for circular, bad, match in [
+        (None, {"rotation": ("cls", {0: 0, 1: 4, 2: 1})}, "must also be circular"),
+        (circ, {"rotation": ("angle", {0: 1})}, "not a categorical latent"),
+        (circ, {"rotation": ("cls", {0: 0, 1: -4, 2: 1})}, "integer >= 0"),
+        (circ, {"rotation": ("cls", {0: 0, 1: 4.0, 2: 1})}, "integer >= 0"),
+        (circ, {"rotation": ("cls", {0: 0, 1: 4})}, r"levels \[2\]"),
+        (circ, {"rotation": "cls"}, "expected \\(by"),
+        (circ, [("rotation", "cls")], "dict"),
+    ]:
+        with pytest.raises(ValueError, match=f"symmetry: .*{match}"):
+            latent_r2(x, lat, circular=circular, symmetry=bad)

@@ -37,6 +37,7 @@ def test_main_job_writes_every_output(tmp_path, capsys):
     assert results["identifiability"]["trained"]["cls"]["metric"] == "accuracy"
     assert results["identifiability"]["trained"]["bg_texture"]["role"] == "style"
     assert results["identifiability"]["circular"] == ["bg_hue", "fg_hue", "rotation"]  # read on the circle
+    assert results["identifiability"]["symmetric"] == {"rotation": "cls"}  # per shape, up to its symmetry
     seconds = results["run"]["diagnostic_seconds"]  # wall time per diagnostic, in the order they ran
     assert list(seconds) == ["linear", "knn", "spectrum", "geometry", "fgbg", "robustness", "cam", "identifiability"]
     assert all(v >= 0 for v in seconds.values()) and sum(seconds.values()) <= results["run"]["total_seconds"]
