@@ -140,7 +140,7 @@ def load_runs(results_dir: Path, labels: list[str], seeds: list[int], steps: dic
 def config_table(runs: claims.Runs) -> dict[str, dict[str, dict[str, float]]]:
     """Mean and sd over seeds of the main metrics of every configuration."""
     metrics = ("content", "spurious_gap", "bg_gap", "only_fg", "mixed_rand", "mce", "rendition_error", "rankme",
-               "n_sv", "looc_readout", "looc_readout_circular", "fg_gap")
+               "n_sv", "looc_readout", "looc_readout_circular", "readout_rotation_per_shape", "fg_gap")
     table = {}
     for label, by_seed in runs.items():
         row = {}

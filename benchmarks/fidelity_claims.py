@@ -182,7 +182,10 @@ CLAIMS: list[Claim] = [
                 "SimCLR at equal content accuracy", [
         Part("higher read-out of rotation and colour", "looc_readout_circular", +1,
              paired("looc_readout_circular", "looc"),
-             "looc − simclr, mean R² of rotation, fg_hue, bg_hue (on the circle) and brightness"),
+             "looc − simclr, mean R² of rotation (per shape, up to its symmetry), fg_hue, bg_hue (on the circle) "
+             "and brightness"),
+        Part("… the rotation alone", "readout_rotation_per_shape", +1, paired("readout_rotation_per_shape", "looc"),
+             "looc − simclr, R² of the rotation per shape, up to its symmetry", counted=False),
         Part("… read out as raw values", "looc_readout", +1, paired("looc_readout", "looc"),
              "looc − simclr, the same with rotation and hues as raw numbers", counted=False),
         Part("content accuracy not lower by more than 2 points", "content", +1,

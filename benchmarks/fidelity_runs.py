@@ -20,8 +20,11 @@ then is diagnosed on the frozen backbone:
     latent of ``shapes``) and the colour latents fg_hue, bg_hue, brightness; ``looc_readout_circular`` (and
     ``readout_circular_<latent>``): the same with the latents that wrap around (rotation, the hues) read out as
     their point on the unit circle (``evaluations.identifiability``, ``circular=``) — the raw read-out cannot
-    follow a hue of 0.99 to 0.01 and scores an encoder that keeps the hue below 1. It was added after the study
-    began (``LATE_METRICS``): a finished run without it gets it from its final checkpoint
+    follow a hue of 0.99 to 0.01 and scores an encoder that keeps the hue below 1 — and the rotation read out
+    within each shape up to the shape's symmetry (``readout_rotation_per_shape``; ``symmetry=``, the dataset's
+    ``latent_symmetries``: a square's rotation repeats every quarter turn, a disc's is invisible; on the plain
+    circle, ``readout_circular_rotation``, it scores ≈ 0 for every encoder). These were added after the study
+    began (``LATE_METRICS``): a finished run without them gets them from its final checkpoint
     (``fill_late_metrics``, the same features, split and regression as a fresh run's), not by retraining;
   * with ``fg_twin`` (SimCLR, ICL-MSR): the ICL-MSR 2×2 protocol — a twin encoder trained with the same config,
     seed and steps on the foreground-only images (mask × image) of the same training split
@@ -52,7 +55,7 @@ from torch import nn
 from causalcl.build import build_augment, build_method, build_random_encoder, build_view_fn, load_split
 from causalcl.diagnostics import Context, Splits
 from causalcl.diagnostics.foreground import run_fgbg
-from causalcl.diagnostics.identifiability import regression_kind, run_identifiability
+from causalcl.diagnostics.identifiability import read_out, run_identifiability
 from causalcl.diagnostics.probes import linear_protocol
 from causalcl.diagnostics.robustness import run_robustness
 from causalcl.diagnostics.variant_images import split_arrays
@@ -62,7 +65,7 @@ from causalcl.train.checkpoint import load_checkpoint, save_checkpoint
 from causalcl.train.files import atomic_write
 from causalcl.train.optim import build_optimizer
 from causalcl.train.schedule import WarmupCosine
-from evaluations import foreground, identifiability, spectrum
+from evaluations import foreground, spectrum
 from evaluations.report import Report
 
 #: latents LooC's default augmentations (colour, rotation) change, read out for claim C5
@@ -70,7 +73,7 @@ LOOC_LATENTS = ("rotation", "fg_hue", "bg_hue", "brightness")
 #: the supervised run's trained backbone, in its run folder
 SUPERVISED_CHECKPOINT = "supervised.pt"
 #: metrics added after the study began; a finished run without them gets them from its final checkpoint
-LATE_METRICS = ("looc_readout_circular",)
+LATE_METRICS = ("looc_readout_circular", "readout_rotation_per_shape")
 #: the eigenvalue threshold of ``n_sv``, relative to the largest (claim C3)
 SV_THRESHOLD = 1e-3
 
@@ -260,16 +263,21 @@ def _context(config: Config, encoder: nn.Module, splits: Splits, report_dir: Pat
 
 
 def circular_readout(ctx: Context) -> dict[str, float]:
-    """``readout_circular_<latent>`` for the ``LOOC_LATENTS`` and their mean ``looc_readout_circular``: R² with the
-    test split's ``latent_periods`` read out on the unit circle (the others, brightness, as raw values) — the
-    features, the fit/score split (seeded by ``ctx.seed``) and the regression of ``run_identifiability``."""
-    latents = {k: v.numpy() for k, v in ctx.splits.latents("test").items() if k in LOOC_LATENTS}
-    periods = {k: p for k, p in getattr(ctx.splits.test, "latent_periods", {}).items() if k in latents}
+    """``readout_circular_<latent>`` for the ``LOOC_LATENTS`` (the test split's ``latent_periods`` read out on the
+    unit circle, brightness as its raw value), ``readout_rotation_per_shape`` (the rotation within each shape up to
+    its symmetry, the split's ``latent_symmetries``) and ``looc_readout_circular``, the mean R² of the rotation per
+    shape, the hues on the circle and brightness — the features, the fit/score split (seeded by ``ctx.seed``) and
+    the regression (``read_out``) of ``run_identifiability``."""
+    test = ctx.splits.test
+    latents = {k: v.numpy() for k, v in ctx.splits.latents("test").items() if k in (*LOOC_LATENTS, "cls")}
     x = ctx.features()["test"].x
-    table = identifiability.latent_r2(x, latents, kind=regression_kind(*x.shape), circular=periods, seed=ctx.seed)
-    scores = {row.latent: float(row.score) for row in table.itertuples()}
-    return {**{f"readout_circular_{k}": scores.get(k, math.nan) for k in LOOC_LATENTS},
-            "looc_readout_circular": sum(scores.get(k, math.nan) for k in LOOC_LATENTS) / len(LOOC_LATENTS)}
+    table, chosen = read_out(x, latents, test, seed=ctx.seed)
+    used = {row.latent: float(row.score) for row in table.itertuples()}  # the rotation per shape
+    plain, _ = read_out(x, {"rotation": latents["rotation"]}, test, seed=ctx.seed)
+    per_shape = used["rotation"] if "rotation" in chosen["symmetric"] else math.nan
+    return {**{f"readout_circular_{k}": used[k] for k in LOOC_LATENTS if k != "rotation"},
+            "readout_circular_rotation": float(plain.score.iloc[0]), "readout_rotation_per_shape": per_shape,
+            "looc_readout_circular": sum(used[k] for k in LOOC_LATENTS) / len(LOOC_LATENTS)}
 
 
 def needs_twin(label: str, result: dict[str, Any]) -> bool:

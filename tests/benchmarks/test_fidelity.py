@@ -96,8 +96,9 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
                 "n_sv", "looc_readout", "fg_gap"):
         assert isinstance(result["metrics"][key], int | float), key
     assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["steps"] == 6
-    assert result["metrics"]["looc_readout_circular"] == pytest.approx(
-        sum(result["metrics"][f"readout_circular_{k}"] for k in ("rotation", "fg_hue", "bg_hue", "brightness")) / 4)
+    metrics = result["metrics"]
+    assert metrics["looc_readout_circular"] == pytest.approx((metrics["readout_rotation_per_shape"] + sum(
+        metrics[f"readout_circular_{k}"] for k in ("fg_hue", "bg_hue", "brightness"))) / 4)
     assert result["metrics"]["readout_circular_brightness"] == pytest.approx(result["metrics"]["readout_brightness"])
     assert result["train_seconds_all_parts"] > 0 and result["twin_train_seconds_all_parts"] > 0
     assert result["twin_wall_s"] > 0 and set(result["metrics"]["full_vs_foreground"]) == {
@@ -105,14 +106,14 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
     # a run measured before a late metric existed gets it from its final checkpoint, equal to a fresh measurement;
     # a run without its twin (a --subset study's) gets the twin added, equal to the one measured with the run
     path = tmp_path / "res" / "simclr" / "seed0.json"
-    late = {k: result["metrics"].pop(k) for k in list(result["metrics"]) if "circular" in k}
+    late = {k: result["metrics"].pop(k) for k in list(result["metrics"]) if "circular" in k or "per_shape" in k}
     seconds = result.pop("train_seconds_all_parts")  # as a run trained before the sum was recorded
     twin = {k: result["metrics"].pop(k) for k in ("fg_gap", "full_vs_foreground")}
     path.write_text(json.dumps(result))
     assert fidelity.main(argv) == 0  # nothing is trained again
     out = capsys.readouterr().out
     assert "4 finished run(s) reused, 0 to train, 1 foreground twin(s) to add" in out
-    assert "simclr seed 0: looc_readout_circular measured on its final checkpoint" in out
+    assert "simclr seed 0: looc_readout_circular, readout_rotation_per_shape measured on its final checkpoint" in out
     filled = json.loads(path.read_text())
     assert filled["late_metrics"]["keys"] == sorted(late)
     assert filled["train_seconds_all_parts"] == pytest.approx(seconds, abs=0.25)  # from the final checkpoint
