@@ -60,10 +60,12 @@ def run_identifiability(ctx: Context, kind: str = "auto", circular: bool = True)
     the latents of the dataset's ``latent_periods`` as points on the unit circle, those of its
     ``latent_symmetries`` within each class up to its symmetry (False: all as raw values)."""
     latents = {name: values.numpy() for name, values in ctx.splits.latents("test").items()}  # per node on graphs
-    tables, values = {}, {}
+    tables, chosen = {}, []
     for which in ("trained", "random"):
-        tables[which], values = read_out(ctx.features(which)["test"].x, latents, ctx.splits.test, kind=kind,
+        tables[which], choice = read_out(ctx.features(which)["test"].x, latents, ctx.splits.test, kind=kind,
                                          circular=circular, seed=ctx.seed)
+        chosen.append(choice)
+    values: dict[str, Any] = chosen[0]  # the same choices for both encoders (same rows, same feature width)
     for which, df in tables.items():
         values[which] = {row.latent: _score(row) for row in df.itertuples()}
     ctx.report.add("identifiability", values, note=NOTE, show=False)  # shown as one latent × encoder table
@@ -99,15 +101,19 @@ def _read_out(x: Any, latents: dict[str, Any], kinds: dict[str, str], roles: dic
     """``latent_r2`` of every latent; a symmetric latent whose kind differs from the others' read out apart."""
     roles = {k: v for k, v in (roles or {}).items() if k in latents}
     apart = [name for name in symmetries if kinds[name] != kinds["all"]]
-    table = identifiability.latent_r2(x, latents, kind=kinds["all"], roles=roles, circular=periods, seed=seed,
-                                      symmetry={k: v for k, v in symmetries.items() if k not in apart})
-    for name in apart:
+    together = {k: v for k, v in latents.items() if k not in apart}
+    parts = [identifiability.latent_r2(x, together, kind=kinds["all"], seed=seed,
+                                       roles={k: v for k, v in roles.items() if k in together},
+                                       circular={k: p for k, p in periods.items() if k in together},
+                                       symmetry={k: v for k, v in symmetries.items() if k in together})]
+    for name in apart:  # fit on the class latent's levels apart, with the kind chosen for that row count
         by = symmetries[name][0]
-        row = identifiability.latent_r2(x, {name: latents[name], by: latents[by]}, kind=kinds[name],
-                                        circular={name: periods[name]}, symmetry={name: symmetries[name]},
-                                        seed=seed)
-        table.loc[table.latent == name, ["score", "model"]] = row.loc[row.latent == name, ["score", "model"]].values
-    return table
+        table = identifiability.latent_r2(x, {name: latents[name], by: latents[by]}, kind=kinds[name], seed=seed,
+                                          roles={k: v for k, v in roles.items() if k == name},
+                                          circular={name: periods[name]}, symmetry={name: symmetries[name]})
+        parts.append(table[table.latent == name])
+    order = {name: i for i, name in enumerate(latents)}
+    return pd.concat(parts).sort_values("latent", key=lambda c: c.map(order)).reset_index(drop=True)
 
 
 def _score(row: Any) -> dict[str, Any]:
