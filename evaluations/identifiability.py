@@ -174,6 +174,17 @@ def _check_symmetry(symmetry: Mapping[str, Any] | None, periods: Mapping[str, fl
     return out
 
 
+def _check_scored(scored: Iterable[str] | None, lat: Mapping[str, np.ndarray]) -> set[str]:
+    if scored is None:
+        return set(lat)
+    if isinstance(scored, str):
+        raise ValueError(f"scored: expected a list of latent names, got the string {scored!r}")
+    names = set(scored)
+    if not names or names - set(lat):
+        raise ValueError(f"scored: expected a non-empty subset of the latents {sorted(lat)}, got {sorted(names)}")
+    return names
+
+
 def _check_levels(symmetries: Mapping[str, tuple[str, dict[int, int]]], *lats: Mapping[str, np.ndarray]) -> None:
     for name, (by, orders) in symmetries.items():
         missing = sorted(set().union(*(np.unique(lat[by]).tolist() for lat in lats)) - set(orders))
@@ -249,6 +260,7 @@ def latent_r2(
     max_levels: int = 20,
     circular: Mapping[str, float] | None = None,
     symmetry: Mapping[str, tuple[str, Mapping[int, int]]] | None = None,
+    scored: Iterable[str] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Score how well each latent can be predicted from ``features`` (module docstring for the protocol).
@@ -271,6 +283,9 @@ def latent_r2(
         symmetry: optional name -> (``by``, {level: order}) for circular latents identifiable only up to a
             symmetry that depends on the categorical latent ``by`` (a shape's rotation): read out within each
             level, modulo period / order (module docstring); every level of ``by`` needs an order.
+        scored: the latents that get a row (default every latent); the others are not read out, only used
+            (a ``by`` of ``symmetry`` that is not scored groups the rows without its own logistic fit).
+            Each row's score is the same as in a call that scores every latent.
         seed: seeds the split and the subsampling.
 
     Returns:
@@ -296,6 +311,7 @@ def latent_r2(
         raise ValueError(f"roles: expected latent names {sorted(lat)} mapped to 'content' or 'style', got {bad}")
     periods = _check_periods(circular, lat, cat, max_levels)
     symmetries = _check_symmetry(symmetry, periods, lat, cat, max_levels)
+    scored_names = _check_scored(scored, lat)
     if n_fit is None:
         n_fit = _KERNEL_DEFAULT_N_FIT if kind == "kernel" else None
     else:
@@ -330,6 +346,8 @@ def latent_r2(
 
     rows = []
     for name, values in lat.items():
+        if name not in scored_names:
+            continue
         y_fit, y_test = lat_fit_all[name][fit_idx], lat_test[name]
         role = role_map.get(name)
         if name in cat or _is_categorical(values, max_levels):

@@ -60,12 +60,12 @@ def run_identifiability(ctx: Context, kind: str = "auto", circular: bool = True)
     the latents of the dataset's ``latent_periods`` as points on the unit circle, those of its
     ``latent_symmetries`` within each class up to its symmetry (False: all as raw values)."""
     latents = {name: values.numpy() for name, values in ctx.splits.latents("test").items()}  # per node on graphs
-    tables, chosen = {}, []
+    tables: dict[str, pd.DataFrame] = {}
+    values: dict[str, Any] = {}  # the read-out choices: the same for both encoders (same rows, same feature width)
     for which in ("trained", "random"):
         tables[which], choice = read_out(ctx.features(which)["test"].x, latents, ctx.splits.test, kind=kind,
                                          circular=circular, seed=ctx.seed)
-        chosen.append(choice)
-    values: dict[str, Any] = chosen[0]  # the same choices for both encoders (same rows, same feature width)
+        values = values or choice
     for which, df in tables.items():
         values[which] = {row.latent: _score(row) for row in df.itertuples()}
     ctx.report.add("identifiability", values, note=NOTE, show=False)  # shown as one latent × encoder table
@@ -99,21 +99,23 @@ def read_out(x: Any, latents: dict[str, Any], dataset: Any, *, kind: str = "auto
 def _read_out(x: Any, latents: dict[str, Any], kinds: dict[str, str], roles: dict[str, str] | None,
               periods: dict[str, float], symmetries: dict[str, Any], seed: int) -> pd.DataFrame:
     """``latent_r2`` of every latent; a symmetric latent whose kind differs from the others' read out apart."""
-    roles = {k: v for k, v in (roles or {}).items() if k in latents}
+    roles = _only(roles or {}, latents)
     apart = [name for name in symmetries if kinds[name] != kinds["all"]]
     together = {k: v for k, v in latents.items() if k not in apart}
-    parts = [identifiability.latent_r2(x, together, kind=kinds["all"], seed=seed,
-                                       roles={k: v for k, v in roles.items() if k in together},
-                                       circular={k: p for k, p in periods.items() if k in together},
-                                       symmetry={k: v for k, v in symmetries.items() if k in together})]
+    parts = [identifiability.latent_r2(x, together, kind=kinds["all"], seed=seed, roles=_only(roles, together),
+                                       circular=_only(periods, together), symmetry=_only(symmetries, together))]
     for name in apart:  # fit on the class latent's levels apart, with the kind chosen for that row count
-        by = symmetries[name][0]
-        table = identifiability.latent_r2(x, {name: latents[name], by: latents[by]}, kind=kinds[name], seed=seed,
-                                          roles={k: v for k, v in roles.items() if k == name},
-                                          circular={name: periods[name]}, symmetry={name: symmetries[name]})
-        parts.append(table[table.latent == name])
+        by = symmetries[name][0]  # groups the rows only: its own read-out is in the part above
+        parts.append(identifiability.latent_r2(x, {name: latents[name], by: latents[by]}, kind=kinds[name],
+                                               seed=seed, roles=_only(roles, [name]), circular=_only(periods, [name]),
+                                               symmetry=_only(symmetries, [name]), scored=[name]))
     order = {name: i for i, name in enumerate(latents)}
     return pd.concat(parts).sort_values("latent", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
+def _only(mapping: dict[str, Any], names: Any) -> dict[str, Any]:
+    """The entries of ``mapping`` whose key is in ``names``."""
+    return {k: v for k, v in mapping.items() if k in names}
 
 
 def _score(row: Any) -> dict[str, Any]:

@@ -303,3 +303,28 @@ def test_symmetric_bad_inputs():
     ]:
         with pytest.raises(ValueError, match=f"symmetry: .*{match}"):
             latent_r2(x, lat, circular=circular, symmetry=bad)
+
+
+def test_scored_latents_get_the_same_rows_and_only_they():
+    """``scored`` leaves out the other latents' read-outs (a symmetry's ``by`` still groups the rows) and changes
+    no score: the rotation read per shape equals the row of the call that scores every latent."""
+    rng = np.random.default_rng(5)
+    x, lat = _symmetric_data(600, rng)
+    lat["hue"] = rng.uniform(0, 1, 600)
+    kw = dict(circular={"rotation": 2 * np.pi, "hue": 1.0}, symmetry={"rotation": ("cls", {0: 0, 1: 4, 2: 1})},
+              roles={"rotation": "content", "cls": "content"}, seed=3)
+    every = latent_r2(x, lat, **kw)
+    only = latent_r2(x, lat, scored=["rotation"], **kw)
+    assert only.latent.tolist() == ["rotation"] and only.role.tolist() == ["content"]
+    assert _score(only, "rotation") == _score(every, "rotation")
+    two = latent_r2(x, lat, scored=("hue", "cls"), **kw)
+    assert two.latent.tolist() == ["cls", "hue"]  # in the latents' order
+    assert two.score.tolist() == every.set_index("latent").loc[["cls", "hue"], "score"].tolist()
+
+
+def test_scored_bad_inputs():
+    rng = np.random.default_rng(0)
+    x, lat = _symmetric_data(100, rng)
+    for bad, match in [(["angle"], "subset"), ([], "subset"), ("cls", "string")]:
+        with pytest.raises(ValueError, match=f"scored: .*{match}"):
+            latent_r2(x, lat, scored=bad)
