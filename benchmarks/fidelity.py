@@ -316,9 +316,12 @@ def _train(todo: list[tuple[str, str, int]], args: argparse.Namespace, steps: di
                     print(f"[fidelity] FAILED {kind} {label} seed {seed}: {type(exc).__name__}: {exc}", flush=True)
                     continue
                 if kind == "twin":
+                    again = r.get("twin_encoder_retrained")
                     print(f"[fidelity] done foreground twin of {label} seed {seed}: fg_gap "
                           f"{100 * r['metrics']['fg_gap']:+.1f} points in {r['twin_wall_s']:.0f} s wall, "
-                          f"{r['twin_cpu_s']:.0f} s CPU", flush=True)
+                          f"{r['twin_cpu_s']:.0f} s CPU" + ("" if again is None else
+                          f" (its encoder trained again: content {100 * again['content_retrained']:.2f}%, "
+                          f"recorded {100 * again['content_recorded']:.2f}%)"), flush=True)
                     continue
                 print(f"[fidelity] done {label} seed {seed}: content {100 * r['metrics']['content']:.1f}% "
                       f"in {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)

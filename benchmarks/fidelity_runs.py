@@ -288,12 +288,28 @@ def needs_twin(label: str, result: dict[str, Any]) -> bool:
 def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path, *, device: str = "cpu",
              threads: int | None = None, quick: bool = False) -> dict[str, Any]:
     """The 2×2 protocol of a finished run (module docstring): its encoder from the final checkpoint, the twin
-    trained (or continued from ``run_dir/fg_twin``), ``fg_gap`` and the 2×2 matrix added to ``result_path``."""
+    trained (or continued from ``run_dir/fg_twin``), ``fg_gap`` and the 2×2 matrix added to ``result_path``.
+
+    When the run's final checkpoint is gone (the run finished on another machine), its encoder is trained again
+    from the same config and seed in ``run_dir`` (checkpointed, so an interruption continues it; not the result:
+    that stays as recorded) and its content probe is measured beside the recorded one
+    (``twin_encoder_retrained``): single-threaded CPU training is deterministic, so the two are equal when the
+    retrained encoder is the run's."""
     if threads:
         torch.set_num_threads(threads)
     wall, cpu = time.perf_counter(), time.process_time()
     result = json.loads(result_path.read_text())
-    config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
+    try:
+        config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
+    except ValueError:  # no final checkpoint here: the encoder again, from its seed
+        config = make_config(label, seed, steps, device=device, threads=threads, quick=quick)
+        encoder, info = train_ssl(config, run_dir)
+        ctx = _context(config, encoder, _splits(config), run_dir / "retrained")
+        retrained = linear_protocol(ctx.features(), True, ctx.seed, main=ctx.content_probe(),
+                                    confounded=ctx.confounded_probe())["accuracy"]
+        result["twin_encoder_retrained"] = {"content_recorded": result["metrics"]["content"],
+                                            "content_retrained": retrained,
+                                            "train_seconds_all_parts": info["train_seconds_all_parts"]}
     matrix = fg_matrix(config, encoder, _splits(config), run_dir / "fg_twin")  # {"train: full": {"test: full": …}}
     metrics = result["metrics"]
     metrics["full_vs_foreground"] = matrix

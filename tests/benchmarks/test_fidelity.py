@@ -121,6 +121,19 @@ def test_quick_study_runs_and_resumes(tmp_path, monkeypatch, capsys):
         assert filled["metrics"][key] == pytest.approx(value, abs=1e-9), key
     assert filled["metrics"]["fg_gap"] == pytest.approx(twin["fg_gap"], abs=1e-12)
     assert filled["metrics"]["full_vs_foreground"] == twin["full_vs_foreground"]
+    # on another machine, without the run's checkpoints: the twin trains the run's encoder again (deterministic:
+    # the same content probe and the same fg_gap)
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "simclr" / "seed0")
+    filled["metrics"].pop("fg_gap")
+    path.write_text(json.dumps(filled))
+    assert fidelity.main(argv) == 0
+    assert "its encoder trained again: content" in capsys.readouterr().out
+    again = json.loads(path.read_text())
+    assert again["twin_encoder_retrained"]["content_retrained"] == again["metrics"]["content"]
+    assert again["metrics"]["fg_gap"] == pytest.approx(twin["fg_gap"], abs=1e-12)
+    filled = again
     # --subset (C6 and C3) leaves a missing twin missing
     filled["metrics"].pop("fg_gap")
     path.write_text(json.dumps(filled))
