@@ -301,16 +301,18 @@ def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
     result = json.loads(result_path.read_text())
     try:
         config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
+        splits = _splits(config)
     except ValueError:  # no final checkpoint here: the encoder again, from its seed
         config = make_config(label, seed, steps, device=device, threads=threads, quick=quick)
         encoder, info = train_ssl(config, run_dir)
-        ctx = _context(config, encoder, _splits(config), run_dir / "retrained")
+        splits = _splits(config)
+        ctx = _context(config, encoder, splits, run_dir / "retrained")
         retrained = linear_protocol(ctx.features(), True, ctx.seed, main=ctx.content_probe(),
                                     confounded=ctx.confounded_probe())["accuracy"]
         result["twin_encoder_retrained"] = {"content_recorded": result["metrics"]["content"],
                                             "content_retrained": retrained,
                                             "train_seconds_all_parts": info["train_seconds_all_parts"]}
-    matrix = fg_matrix(config, encoder, _splits(config), run_dir / "fg_twin")  # {"train: full": {"test: full": …}}
+    matrix = fg_matrix(config, encoder, splits, run_dir / "fg_twin")  # {"train: full": {"test: full": …}}
     metrics = result["metrics"]
     metrics["full_vs_foreground"] = matrix
     metrics["fg_gap"] = matrix["train: foreground"]["test: foreground"] - matrix["train: full"]["test: foreground"]
