@@ -299,13 +299,14 @@ def run_twin(label: str, seed: int, steps: int, run_dir: Path, result_path: Path
         torch.set_num_threads(threads)
     wall, cpu = time.perf_counter(), time.process_time()
     result = json.loads(result_path.read_text())
+    info = None
     try:
         config, encoder = _final_encoder(label, seed, steps, run_dir, device, quick)
-        splits = _splits(config)
     except ValueError:  # no final checkpoint here: the encoder again, from its seed
         config = make_config(label, seed, steps, device=device, threads=threads, quick=quick)
         encoder, info = train_ssl(config, run_dir)
-        splits = _splits(config)
+    splits = _splits(config)
+    if info is not None:
         retrained = _context(config, encoder, splits, run_dir / "retrained").content_probe().accuracy  # = content
         result["twin_encoder_retrained"] = {"content_recorded": result["metrics"]["content"],
                                             "content_retrained": retrained,
